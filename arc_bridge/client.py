@@ -1,0 +1,66 @@
+"""The A-REX side of arkd: what submit-, scan- and cancel-kubernetes-job run.
+
+Standard library only (see protocol.py). Output on stdout is what A-REX shows the grid user when
+a submission fails, so failures print one line and exit 1.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from .protocol import DEFAULT_SOCKET, call
+
+SCAN_PERIOD = 30  # arkd reports completions itself; scan only catches what fell through.
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="arkd-client", description="Talk to arkd on behalf of A-REX.")
+    parser.add_argument("--socket", default=os.environ.get("ARKD_SOCKET") or DEFAULT_SOCKET,
+                        help="arkd's Unix socket (default: $ARKD_SOCKET or %(default)s)")
+    sub = parser.add_subparsers(dest="op", required=True)
+    submit = sub.add_parser("submit", help="hand a job to arkd and record its local id in the GRAMI")
+    submit.add_argument("grami")
+    submit.add_argument("script", help="the ARC job script built by submit_common.sh")
+    cancel = sub.add_parser("cancel", help="ask arkd to kill a job")
+    cancel.add_argument("grami")
+    scan = sub.add_parser("scan", help="ask arkd to re-check jobs A-REX still waits for, then pause")
+    scan.add_argument("controldir")
+    scan.add_argument("--period", type=float, default=SCAN_PERIOD)
+    sub.add_parser("info", help="print arkd's cluster and job summary as JSON")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.op == "submit":
+            with open(args.grami, "rb") as f:
+                grami = f.read()
+            with open(args.script, "rb") as f:
+                script = f.read()
+            reply = call(args.socket, {"op": "submit", "grami": grami.decode("utf-8", "replace"),
+                                       "script": script.decode("utf-8", "replace")})
+            if reply.get("ok"):
+                with open(args.grami, "a") as f:
+                    f.write(f"joboption_jobid={reply['local_id']}\n")
+        elif args.op == "cancel":
+            with open(args.grami, "rb") as f:
+                reply = call(args.socket, {"op": "cancel", "grami": f.read().decode("utf-8", "replace")})
+        elif args.op == "scan":
+            reply = call(args.socket, {"op": "scan", "controldir": args.controldir})
+            if reply.get("ok"):
+                time.sleep(args.period)
+        else:
+            reply = call(args.socket, {"op": "info"})
+            if reply.get("ok"):
+                print(json.dumps(reply["info"]))
+    except OSError as e:
+        print(f"arkd is not reachable at {args.socket}: {e.strerror or e}")
+        return 1
+    if not reply.get("ok"):
+        print(reply.get("error", "arkd refused the request without a reason"))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

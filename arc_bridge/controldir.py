@@ -1,0 +1,158 @@
+"""A-REX's control directory: which jobs are in the LRMS, and how their results are handed back.
+
+ARC 6 keeps `job.<ID>.<suffix>` files flat in the control directory; ARC 7 moves them to
+`jobs/abc/def/ghi/<rest>/<suffix>`. Both keep job states in `processing/`. Everything here runs as
+root on files a grid user may have tampered with (the session root siblings), so files written
+on a user's behalf are opened without following symlinks and checked for ownership.
+"""
+
+import errno
+import os
+import stat
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .outcome import Outcome
+
+IN_LRMS = {"INLRMS", "CANCELING"}
+
+
+class ControlDir:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @property
+    def arc7(self) -> bool:
+        return (self.root / "jobs").is_dir()
+
+    def job_file(self, grid_id: str, suffix: str) -> Path:
+        if self.arc7:
+            parts = [grid_id[i : i + 3] for i in (0, 3, 6)] + [grid_id[9:]]
+            return self.root.joinpath("jobs", *parts, suffix)
+        return self.root / f"job.{grid_id}.{suffix}"
+
+    def status_file(self, grid_id: str) -> Path:
+        name = f"{grid_id}.status" if self.arc7 else f"job.{grid_id}.status"
+        return self.root / "processing" / name
+
+    def state(self, grid_id: str) -> str | None:
+        try:
+            return self.status_file(grid_id).read_text().strip().removeprefix("PENDING:")
+        except OSError:
+            return None
+
+    def jobs_in_lrms(self) -> list[str]:
+        """Jobs A-REX has handed to the LRMS and still waits for (no lrms_done yet)."""
+        prefix, suffix = ("", ".status") if self.arc7 else ("job.", ".status")
+        try:
+            names = os.listdir(self.root / "processing")
+        except FileNotFoundError:
+            return []
+        jobs = []
+        for name in names:
+            if name.startswith(prefix) and name.endswith(suffix):
+                grid_id = name[len(prefix) : -len(suffix)]
+                if self.state(grid_id) in IN_LRMS and not self.job_file(grid_id, "lrms_done").exists():
+                    jobs.append(grid_id)
+        return sorted(jobs)
+
+    def is_done(self, grid_id: str) -> bool:
+        return self.job_file(grid_id, "lrms_done").exists()
+
+    def record(self, grid_id: str, session_dir: Path, uid: int, outcome: Outcome) -> None:
+        """Complete the .diag, pass the job script's own messages on, then tell A-REX."""
+        diag = Path(f"{session_dir}.diag")
+        existing = _read_user_file(diag, uid)
+        keys = {line.split("=", 1)[0].lower() for line in existing.splitlines() if "=" in line}
+        lines = [f"nodename={outcome.node}"] if outcome.node and "nodename" not in keys else []
+        if outcome.start:
+            lines.append(f"LRMSStartTime={_mds_time(outcome.start)}")
+        if outcome.end:
+            lines.append(f"LRMSEndTime={_mds_time(outcome.end)}")
+        if outcome.start and outcome.end and "walltime" not in keys:
+            lines.append(f"WallTime={int((outcome.end - outcome.start).total_seconds())}")
+        if "exitcode" not in keys:
+            lines.append(f"exitcode={outcome.exit_code}")
+        lines.append(f"LRMSExitcode={outcome.exit_code}")
+        if outcome.message:
+            lines.append(f"LRMSMessage={outcome.message}")
+        _append_user_file(diag, uid, "".join(f"{line}\n" for line in lines))
+
+        comment = _read_user_file(Path(f"{session_dir}.comment"), uid)
+        if comment:
+            with open(self.job_file(grid_id, "errors"), "a") as errors:
+                errors.write("------- Contents of output stream forwarded by the LRMS ---------\n")
+                errors.write(comment)
+                errors.write("------------------------- End of output -------------------------\n")
+
+        done = self.job_file(grid_id, "lrms_done")
+        tmp = done.with_name(done.name + ".arkd")
+        tmp.write_text(outcome.lrms_done() + "\n")
+        os.replace(tmp, done)
+        self.wake(grid_id)
+
+    def wake(self, grid_id: str) -> None:
+        """Kick A-REX through gm.fifo, as gm-kick does; harmless when A-REX is not listening."""
+        try:
+            fd = os.open(self.root / "gm.fifo", os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno in (errno.ENXIO, errno.ENOENT):
+                return
+            raise
+        try:
+            os.write(fd, grid_id.encode() + b"\0")
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def prepare_session_files(session_dir: Path, uid: int, gid: int) -> None:
+    """Check the session directory belongs to the caller; create its .diag/.comment siblings.
+
+    They are mounted into the pod as single files, which must exist beforehand and belong to the
+    job's user, who writes them from inside the container.
+    """
+    st = os.lstat(session_dir)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
+        raise PermissionError(f"session directory {session_dir} is not a directory owned by uid {uid}")
+    for suffix in (".diag", ".comment"):
+        path = f"{session_dir}{suffix}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_APPEND, 0o600)
+        try:
+            fst = os.fstat(fd)
+            if not stat.S_ISREG(fst.st_mode) or fst.st_nlink != 1:
+                raise PermissionError(f"{path} is not a plain file")
+            if fst.st_uid != uid:
+                if fst.st_uid != 0:
+                    raise PermissionError(f"{path} belongs to uid {fst.st_uid}, not {uid}")
+                os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
+
+
+def _read_user_file(path: Path, uid: int) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid not in (uid, 0):
+            return ""
+        return f.read(1 << 20).decode("utf-8", "replace")
+
+
+def _append_user_file(path: Path, uid: int, text: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    with os.fdopen(fd, "ab") as f:
+        st = os.fstat(f.fileno())
+        if stat.S_ISREG(st.st_mode) and st.st_uid in (uid, 0):
+            f.write(text.encode())
+
+
+def _mds_time(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ")

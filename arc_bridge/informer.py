@@ -1,0 +1,80 @@
+"""Informer-style cache of the bridge's Jobs or pods: list once, watch from there, relist on 410.
+
+No per-job polling: one list and one long watch per kind, and every change is handed to a single
+callback (the service's reconcile path).
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .kube import Gone, Kube
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+def key_of(obj: Obj) -> str:
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}"
+
+
+class Informer:
+    def __init__(self, kube: Kube, kind: str, on_change: Callable[[str, Obj], None]):
+        self.kube, self.kind, self.on_change = kube, kind, on_change
+        self.cache: dict[str, Obj] = {}
+        self.lock = threading.Lock()
+        self.synced = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"informer-{kind}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def items(self) -> list[Obj]:
+        with self.lock:
+            return list(self.cache.values())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                version = self._relist()
+                while not self._stop.is_set():
+                    version = self._watch(version)
+            except Gone:
+                log.info("%s watch expired (410), listing again", self.kind)
+            except Exception as e:  # the API server may restart; keep trying, calmly
+                log.warning("%s watch failed: %s; retrying in 2 s", self.kind, e)
+                time.sleep(2)
+
+    def _relist(self) -> str:
+        items, version = self.kube.list(self.kind)
+        fresh = {key_of(o): o for o in items}
+        with self.lock:
+            vanished = [o for k, o in self.cache.items() if k not in fresh]
+            self.cache = fresh
+        for obj in vanished:
+            self.on_change("DELETED", obj)
+        for obj in items:
+            self.on_change("SYNC", obj)
+        self.synced.set()
+        return version
+
+    def _watch(self, version: str) -> str:
+        for kind, obj in self.kube.watch(self.kind, version, timeout=240):
+            version = obj["metadata"]["resourceVersion"]
+            if kind == "BOOKMARK":
+                continue
+            with self.lock:
+                if kind == "DELETED":
+                    self.cache.pop(key_of(obj), None)
+                else:
+                    self.cache[key_of(obj)] = obj
+            self.on_change(kind, obj)
+        return version

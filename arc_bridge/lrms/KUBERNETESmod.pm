@@ -1,0 +1,82 @@
+package KUBERNETESmod;
+
+# ARC infoprovider module for lrms = kubernetes. It asks arkd, which answers from the caches of
+# its Kubernetes watch, so the infosys never talks to the API server itself.
+
+require Exporter;
+our @ISA = qw(Exporter);
+our @EXPORT_OK = qw(get_lrms_info get_lrms_options_schema);
+
+use strict;
+use File::Basename qw(dirname);
+use JSON::PP;
+use LogUtils;
+
+our $log = LogUtils->getLogger(__PACKAGE__);
+
+sub get_lrms_options_schema {
+    return {
+        'queues' => { '*' => { 'users' => [ '' ] } },
+        'jobs' => [ '' ],
+    };
+}
+
+sub arkd_info {
+    my $dir = dirname(__FILE__);
+    my $socket = $ENV{ARKD_SOCKET} || '/run/arkd/arkd.sock';
+    local $ENV{PYTHONPATH} = "$dir/ark";
+    my $out = `/usr/bin/python3 -m arc_bridge.client --socket '$socket' info`;
+    if ($? != 0) {
+        $log->warning("arkd did not answer: $out");
+        return undef;
+    }
+    return decode_json($out);
+}
+
+sub get_lrms_info(\%) {
+    my $options = shift;
+    my $info = arkd_info() || { totalcpus => 0, usedcpus => 0, queuedcpus => 0, runningjobs => 0,
+                                queuedjobs => 0, queues => {}, jobs => {}, nodes => {} };
+    my $lrms = {};
+    $lrms->{cluster} = {
+        lrms_type => 'kubernetes',
+        lrms_version => '1.20',
+        totalcpus => $info->{totalcpus},
+        usedcpus => $info->{usedcpus},
+        queuedcpus => $info->{queuedcpus},
+        runningjobs => $info->{runningjobs},
+        queuedjobs => $info->{queuedjobs},
+        cpudistribution => join(' ', map { "$_->{slots}cpu:1" } values %{$info->{nodes}}),
+    };
+    for my $qname (keys %{$options->{queues}}) {
+        my $q = $info->{queues}{$qname} || { totalcpus => 0, running => 0, queued => 0, nodes => [] };
+        my $free = $q->{totalcpus} - $q->{running};
+        $free = 0 if $free < 0;
+        $lrms->{queues}{$qname} = {
+            status => $free,
+            maxrunning => $q->{totalcpus},
+            maxwalltime => $q->{maxwalltime},
+            running => $q->{running},
+            queued => $q->{queued},
+            totalcpus => $q->{totalcpus},
+            nodes => $q->{nodes},
+            users => { map { $_ => { freecpus => { $free => 0 }, queuelength => $q->{queued} } }
+                       @{$options->{queues}{$qname}{users} || []} },
+        };
+    }
+    for my $id (@{$options->{jobs} || []}) {
+        my $j = $info->{jobs}{$id};
+        # A job arkd no longer supervises has ended; arkd has recorded its result.
+        $lrms->{jobs}{$id} = $j ? { status => $j->{status}, cpus => $j->{cpus}, mem => $j->{mem},
+                                    nodes => $j->{nodes} }
+                                : { status => 'EXECUTED' };
+    }
+    for my $name (keys %{$info->{nodes}}) {
+        my $n = $info->{nodes}{$name};
+        $lrms->{nodes}{$name} = { isavailable => $n->{isavailable} ? 1 : 0, isfree => $n->{isfree} ? 1 : 0,
+                                  slots => $n->{slots}, pmem => $n->{pmem} * 1024 };
+    }
+    return $lrms;
+}
+
+1;

@@ -1,0 +1,113 @@
+"""Decide how a Kubernetes Job ended, in A-REX's terms. Pure: objects in, Outcome out.
+
+The objects are the API's JSON form (camelCase dicts), as the watch delivers them.
+Codes follow ARC's backends: the payload's own exit code where it ran to the end, 256+signal
+when the job was killed, -1 when the batch system lost or never started it.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .translate import ANN_CANCELLED, ANN_MEMORY, ANN_WALLTIME
+
+SIGKILL_CODE = 256 + 9
+SIGTERM_CODE = 256 + 15
+LOST_CODE = -1
+PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    message: str
+    node: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    cancelled: bool = False
+
+    def lrms_done(self) -> str:
+        """The content of job.ID.lrms_done: "<code> <message>"."""
+        return f"{self.exit_code} {self.message}".rstrip()
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime, pull_grace: int) -> Outcome | None:
+    """The outcome of a Job that still exists, or None while it is queued or running."""
+    meta, status = job.get("metadata", {}), job.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    node = ((pod or {}).get("spec") or {}).get("nodeName") or ""
+    start, end = _times(pod)
+    end = end or parse_time(status.get("completionTime"))
+
+    if "Complete" in conditions:
+        return Outcome(0, "", node, start, end)
+    if "Failed" in conditions:
+        failed = conditions["Failed"]
+        end = end or parse_time(failed.get("lastTransitionTime")) or now
+        if failed.get("reason") == "DeadlineExceeded":
+            limit = meta.get("annotations", {}).get(ANN_WALLTIME, "?")
+            return Outcome(SIGTERM_CODE, f"job exceeded its wall time limit of {limit} s and was stopped", node, start, end)
+        return _pod_failure(meta, pod, node, start, end) or Outcome(
+            LOST_CODE, f"Kubernetes failed the job: {failed.get('message') or failed.get('reason')}", node, start, end
+        )
+    if pod is not None:
+        pod_status = pod.get("status") or {}
+        if pod_status.get("reason") in ("Evicted", "NodeLost") or pod_status.get("phase") == "Unknown":
+            return _pod_failure(meta, pod, node, start, now)
+        waiting = _container(pod).get("state", {}).get("waiting") or {}
+        created = parse_time(pod.get("metadata", {}).get("creationTimestamp")) or now
+        if waiting.get("reason") in PULL_FAILURES and (now - created).total_seconds() >= pull_grace:
+            image = (pod.get("spec") or {}).get("containers", [{}])[0].get("image", "?")
+            detail = waiting.get("message") or waiting.get("reason")
+            return Outcome(LOST_CODE, f"image {image} could not be pulled: {detail}", node, None, now)
+    return None
+
+
+def deleted_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime) -> Outcome:
+    """The outcome of a Job that disappeared before arkd recorded it: cancelled, or removed by hand."""
+    start, _ = _times(pod)
+    node = ((pod or {}).get("spec") or {}).get("nodeName") or ""
+    if job.get("metadata", {}).get("annotations", {}).get(ANN_CANCELLED):
+        return Outcome(SIGTERM_CODE, "job was cancelled", node, start, now, cancelled=True)
+    return Outcome(LOST_CODE, "job was deleted from Kubernetes by someone other than arkd", node, start, now)
+
+
+def _pod_failure(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
+                 start: datetime | None, end: datetime | None) -> Outcome | None:
+    if pod is None:
+        return None
+    pod_status = pod.get("status") or {}
+    reason = pod_status.get("reason")
+    if reason == "Evicted":
+        return Outcome(LOST_CODE, f"job was evicted from node {node}: {pod_status.get('message', '')}", node, start, end)
+    if reason == "NodeLost" or pod_status.get("phase") == "Unknown":
+        return Outcome(LOST_CODE, f"node {node or '?'} was lost while running the job", node, start, end)
+    terminated = _container(pod).get("state", {}).get("terminated")
+    if not terminated:
+        return None
+    code = int(terminated.get("exitCode", LOST_CODE))
+    if terminated.get("reason") == "OOMKilled":
+        limit = meta.get("annotations", {}).get(ANN_MEMORY, "?")
+        return Outcome(SIGKILL_CODE, f"job was killed for using more than its memory limit of {limit} MB", node, start, end)
+    return Outcome(code, f"job exited with code {code}", node, start, end)
+
+
+def _container(pod: dict[str, Any] | None) -> dict[str, Any]:
+    statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or []
+    return statuses[0] if statuses else {}
+
+
+def _times(pod: dict[str, Any] | None) -> tuple[datetime | None, datetime | None]:
+    state = _container(pod).get("state") or {}
+    if "terminated" in state:
+        t = state["terminated"]
+        return parse_time(t.get("startedAt")), parse_time(t.get("finishedAt"))
+    if "running" in state:
+        return parse_time(state["running"].get("startedAt")), None
+    return None, None

@@ -1,0 +1,221 @@
+"""arkd's behaviour: submit, cancel, record results, reconcile with A-REX, answer the infosys.
+
+Every result is recorded through one path (`_settle`), under one lock, so a watch event, the
+periodic tick, a scan request and the start-up reconcile can all ask about the same job safely:
+whichever comes first records it, the others find `.lrms_done` and only tidy up.
+"""
+
+import logging
+import pwd
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .controldir import ControlDir, prepare_session_files
+from .errors import JobRejected, NotAllowed
+from .grami import parse_grami
+from .informer import Informer, Obj
+from .job import GRID_ID, job_from_grami
+from .kube import Kube
+from .outcome import LOST_CODE, Outcome, deleted_outcome, job_outcome
+from .infosys import summarise
+from .translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, Caller, build_job, k8s_name
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 2.0
+
+
+def caller_from_credentials(uid: int, gid: int) -> Caller:
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = f"#{uid}"
+    return Caller(uid=uid, gid=gid, user=user)
+
+
+class Bridge:
+    def __init__(self, config: Config, kube: Kube):
+        self.config, self.kube = config, kube
+        self.controldir = ControlDir(config.controldir)
+        self.lock = threading.RLock()
+        self.jobs = Informer(kube, "jobs", self._on_job)
+        self.pods = Informer(kube, "pods", self._on_pod)
+        self._stop = threading.Event()
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.pods.start()
+        self.pods.synced.wait()
+        self.jobs.start()
+        self.jobs.synced.wait()
+        self.reconcile()
+        threading.Thread(target=self._tick, name="tick", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.jobs.stop()
+        self.pods.stop()
+
+    def reconcile(self) -> int:
+        """Match every job A-REX still waits for against Kubernetes; report the ones that vanished."""
+        lost = 0
+        with self.lock:
+            for grid_id in self.controldir.jobs_in_lrms():
+                job = self._cached_job(grid_id) or self._fetch_job(grid_id)
+                if job is not None:
+                    self._settle(job)
+                elif self._local_id(grid_id):
+                    session = self._session_of_unknown(grid_id)
+                    outcome = Outcome(LOST_CODE, "job is not known to Kubernetes any more (lost while arkd was down?)",
+                                      end=datetime.now(timezone.utc))
+                    self.controldir.record(grid_id, session, _owner(session), outcome)
+                    lost += 1
+        return lost
+
+    # --- requests -------------------------------------------------------------------------
+
+    def submit(self, caller: Caller, grami: str, script: str) -> str:
+        job = job_from_grami(parse_grami(grami.encode()), self.config)
+        manifest = build_job(job, caller, self.config, script)
+        if self.controldir.state(job.grid_id) is None:
+            raise JobRejected(f"job {job.grid_id} is not known to A-REX (no status in {self.controldir.root})")
+        try:
+            prepare_session_files(Path(job.session_dir), caller.uid, caller.gid)
+        except OSError as e:
+            raise JobRejected(f"session directory unusable: {e}") from None
+        name = manifest["metadata"]["name"]
+        if self.kube.create_job(manifest) is None:
+            existing = self.kube.get_job(manifest["metadata"]["namespace"], name)
+            labels = (existing or {}).get("metadata", {}).get("labels", {})
+            if labels.get(LABEL_JOB_ID) != job.grid_id or labels.get(LABEL_UID) != str(caller.uid):
+                raise JobRejected(f"a different Kubernetes Job named {name} exists already")
+            log.info("job %s was submitted before, keeping Job %s", job.grid_id, name)
+        else:
+            log.info("job %s submitted as Job %s/%s for %s", job.grid_id, manifest["metadata"]["namespace"], name,
+                     caller.user)
+        return name
+
+    def cancel(self, caller: Caller, grami: str) -> None:
+        grid_id = parse_grami(grami.encode()).get("joboption_gridid", "")
+        if not GRID_ID.match(grid_id):
+            raise JobRejected(f"job id {grid_id[:80]!r} is not an ARC job id")
+        with self.lock:
+            job = self._cached_job(grid_id) or self._fetch_job(grid_id)
+            if job is None:
+                if not self.controldir.is_done(grid_id) and self.controldir.state(grid_id) is not None:
+                    outcome = Outcome(LOST_CODE, "job was cancelled before it reached Kubernetes",
+                                      end=datetime.now(timezone.utc), cancelled=True)
+                    session = self._session_of_unknown(grid_id)
+                    self.controldir.record(grid_id, session, _owner(session), outcome)
+                return
+            owner = job["metadata"]["labels"].get(LABEL_UID)
+            if caller.uid != 0 and owner != str(caller.uid):
+                raise NotAllowed(f"job {grid_id} belongs to another user")
+            log.info("cancelling job %s for %s", grid_id, caller.user)
+            self.kube.cancel_job(job["metadata"]["namespace"], job["metadata"]["name"])
+
+    def scan(self, caller: Caller) -> int:
+        if caller.uid != 0:
+            raise NotAllowed("only A-REX (root) may trigger a scan")
+        return self.reconcile()
+
+    def info(self) -> dict[str, Any]:
+        return summarise(self.config, self.kube.nodes(), self.jobs.items(), self.pods.items())
+
+    # --- recording ------------------------------------------------------------------------
+
+    def _on_job(self, kind: str, job: Obj) -> None:
+        with self.lock:
+            if kind == "DELETED":
+                self._settle_deleted(job)
+            else:
+                self._settle(job)
+
+    def _on_pod(self, kind: str, pod: Obj) -> None:
+        grid_id = pod["metadata"].get("labels", {}).get(LABEL_JOB_ID)
+        with self.lock:
+            job = self._cached_job(grid_id) if grid_id else None
+            if job is not None:
+                self._settle(job)
+
+    def _tick(self) -> None:
+        # Image-pull grace periods expire without any event; look at the cache, not the API.
+        while not self._stop.wait(TICK_SECONDS):
+            for job in self.jobs.items():
+                with self.lock:
+                    try:
+                        self._settle(job)
+                    except Exception:
+                        log.exception("settling %s failed", job["metadata"]["name"])
+
+    def _settle(self, job: Obj) -> None:
+        meta = job["metadata"]
+        grid_id = meta["labels"][LABEL_JOB_ID]
+        if meta.get("deletionTimestamp"):
+            return  # the DELETED event settles it
+        if self.controldir.is_done(grid_id):
+            self.kube.delete_job(meta["namespace"], meta["name"])
+            return
+        outcome = job_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc),
+                              self.config.image_pull_grace_seconds)
+        if outcome is None:
+            return
+        self._record(job, outcome)
+        # 1.20 has no TTL controller: arkd removes what it has recorded.
+        self.kube.delete_job(meta["namespace"], meta["name"])
+
+    def _settle_deleted(self, job: Obj) -> None:
+        grid_id = job["metadata"]["labels"][LABEL_JOB_ID]
+        if self.controldir.is_done(grid_id) or self.controldir.state(grid_id) is None:
+            return
+        self._record(job, deleted_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc)))
+
+    def _record(self, job: Obj, outcome: Outcome) -> None:
+        meta = job["metadata"]
+        grid_id = meta["labels"][LABEL_JOB_ID]
+        session = Path(meta["annotations"][ANN_SESSION])
+        self.controldir.record(grid_id, session, int(meta["labels"][LABEL_UID]), outcome)
+        log.info("job %s ended: %s", grid_id, outcome.lrms_done())
+
+    # --- lookups --------------------------------------------------------------------------
+
+    def _cached_job(self, grid_id: str) -> Obj | None:
+        name = k8s_name(grid_id)
+        return next((j for j in self.jobs.items() if j["metadata"]["name"] == name), None)
+
+    def _fetch_job(self, grid_id: str) -> Obj | None:
+        name = k8s_name(grid_id)
+        for vo in self.config.vos.values():
+            if (job := self.kube.get_job(vo.namespace, name)) is not None:
+                return job
+        return None
+
+    def _pod_of(self, grid_id: str) -> Obj | None:
+        pods = [p for p in self.pods.items() if p["metadata"].get("labels", {}).get(LABEL_JOB_ID) == grid_id]
+        return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)
+
+    def _local_id(self, grid_id: str) -> str | None:
+        try:
+            text = self.controldir.job_file(grid_id, "local").read_text(errors="replace")
+        except OSError:
+            return None
+        return next((l.split("=", 1)[1] for l in text.splitlines() if l.startswith("localid=")), None)
+
+    def _session_of_unknown(self, grid_id: str) -> Path:
+        try:
+            text = self.controldir.job_file(grid_id, "local").read_text(errors="replace")
+            line = next(l for l in text.splitlines() if l.startswith("sessiondir="))
+            return Path(line.split("=", 1)[1])
+        except (OSError, StopIteration):
+            return self.config.session_roots[0] / grid_id
+
+
+def _owner(path: Path) -> int:
+    try:
+        return path.lstat().st_uid
+    except OSError:
+        return -1

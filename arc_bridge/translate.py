@@ -1,0 +1,177 @@
+"""Translate a checked JobRequest into a batch/v1 Job manifest. Pure: no I/O, no clients."""
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from .config import VO, Config
+from .errors import JobRejected
+from .job import JobRequest
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "arkd"}
+LABEL_JOB_ID = "ark.nordugrid.org/job-id"
+LABEL_UID = "ark.nordugrid.org/uid"
+LABEL_VO = "ark.nordugrid.org/vo"
+LABEL_QUEUE = "ark.nordugrid.org/queue"
+ANN_SESSION = "ark.nordugrid.org/session-dir"
+ANN_CANCELLED = "ark.nordugrid.org/cancelled"
+ANN_WALLTIME = "ark.nordugrid.org/walltime"
+ANN_MEMORY = "ark.nordugrid.org/memory-mb"
+SELECTOR = "app.kubernetes.io/managed-by=arkd"
+MAX_SCRIPT_BYTES = 512 * 1024
+
+# The ARC job script writes its own accounting into <session>.diag; its stdout and stderr
+# (not the payload's, which go where the job description says) belong in <session>.comment,
+# which A-REX appends to the job's error log, exactly as the fork backend does.
+_WRAPPER = 'exec >>"$ARK_COMMENT_FILE" 2>&1\n'
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked, as the kernel reported it (SO_PEERCRED) and the password database named it."""
+
+    uid: int
+    gid: int
+    user: str
+
+
+def k8s_name(grid_id: str) -> str:
+    """A DNS-1123 name derived only from the ARC id, so a repeated submit finds the same Job.
+
+    ARC ids mix cases but Kubernetes names are lower-case: a short hash of the exact id keeps two
+    ids that differ only in case apart.
+    """
+    digest = hashlib.sha256(grid_id.encode()).hexdigest()[:10]
+    return f"ark-{grid_id.lower()[:40]}-{digest}"
+
+
+def choose_image(job: JobRequest, vo: VO, image_rte: str) -> str:
+    chosen: dict[str, str] = {}
+    for rte in job.runtime_environments:
+        if rte.name == image_rte:
+            if not rte.options:
+                raise JobRejected(f"runtime environment {image_rte} needs the image name as its option")
+            image = rte.options[0]
+            if image not in vo.images:
+                raise JobRejected(
+                    f"image {image[:80]!r} is not allowed for VO {vo.name} (allowed: {', '.join(vo.images)})"
+                )
+            chosen[rte.name] = image
+        elif rte.name not in vo.runtime_environments:
+            raise JobRejected(f"runtime environment {rte.name[:80]!r} is not offered to VO {vo.name} here")
+        elif (image := vo.runtime_environments[rte.name]) is not None:
+            chosen[rte.name] = image
+    if len(set(chosen.values())) > 1:
+        pairs = ", ".join(f"{r} needs {i}" for r, i in chosen.items())
+        raise JobRejected(f"runtime environments ask for different images: {pairs}")
+    return next(iter(chosen.values()), vo.default_image)
+
+
+def priority_class(priority: int, classes: dict[str, int]) -> str | None:
+    eligible = [(low, name) for name, low in classes.items() if low <= priority]
+    return max(eligible)[1] if eligible else None
+
+
+def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> dict[str, Any]:
+    """The Job for `job`, run as `caller`, or JobRejected naming what is not allowed."""
+    if caller.uid == 0 or caller.gid == 0:
+        raise JobRejected("jobs never run as root: map grid users to unprivileged accounts")
+    vo = config.vo_of_user(caller.user)
+    if vo is None:
+        raise JobRejected(f"local user {caller.user!r} belongs to no VO configured for Kubernetes")
+    queue = config.queues[job.queue]
+    if vo.name not in queue.vos:
+        raise JobRejected(f"queue {queue.name!r} does not accept VO {vo.name}")
+    script_bytes = len(script.encode())
+    if script_bytes > MAX_SCRIPT_BYTES or "\0" in script:
+        raise JobRejected(f"job script is {script_bytes} bytes or binary; at most {MAX_SCRIPT_BYTES} bytes of text")
+    image = vo.image_ref(choose_image(job, vo, config.image_rte))
+
+    session = str(job.session_dir)
+    labels = {
+        **MANAGED_BY,
+        LABEL_JOB_ID: job.grid_id,
+        LABEL_UID: str(caller.uid),
+        LABEL_VO: vo.name,
+        LABEL_QUEUE: job.queue,
+    }
+    memory = f"{job.memory_mb * job.count}Mi"
+    volumes, mounts = _session_storage(job, config)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsUser": caller.uid,
+            "runAsGroup": caller.gid,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "job",
+                "image": image,
+                "command": ["/bin/sh", "-c", _WRAPPER + script],
+                "workingDir": session,
+                "env": [{"name": "ARK_COMMENT_FILE", "value": f"{session}.comment"}],
+                "resources": {
+                    "requests": {"cpu": str(job.count), "memory": memory},
+                    "limits": {"cpu": str(job.count), "memory": memory},
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "privileged": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+    if queue.node_selector:
+        pod_spec["nodeSelector"] = dict(queue.node_selector)
+    if (pc := priority_class(job.priority, config.priority_classes)) is not None:
+        pod_spec["priorityClassName"] = pc
+
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": k8s_name(job.grid_id),
+            "namespace": vo.namespace,
+            "labels": labels,
+            "annotations": {
+                ANN_SESSION: session,
+                ANN_WALLTIME: str(job.walltime_seconds),
+                ANN_MEMORY: str(job.memory_mb * job.count),
+            },
+        },
+        "spec": {
+            # ARC retries at its own level; a second pod would run the payload twice.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": job.walltime_seconds,
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+        },
+    }
+
+
+def _session_storage(job: JobRequest, config: Config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The session directory and its .diag/.comment siblings at their A-REX paths, nothing else.
+
+    The ARC job script writes <session>.diag and <session>.comment beside the session directory,
+    so those two files are mounted individually rather than the whole session root, which holds
+    other users' jobs.
+    """
+    session = job.session_dir
+    names = {"session": session.name, "diag": f"{session.name}.diag", "comment": f"{session.name}.comment"}
+    if config.session_volume.type == "hostPath":
+        kinds = {"session": "Directory", "diag": "File", "comment": "File"}
+        volumes = [
+            {"name": v, "hostPath": {"path": str(session.parent / n), "type": kinds[v]}} for v, n in names.items()
+        ]
+        mounts = [{"name": v, "mountPath": str(session.parent / n)} for v, n in names.items()]
+        return volumes, mounts
+    # A shared filesystem: one claim holds the session root, each mount takes its own subPath.
+    volumes = [{"name": "sessions", "persistentVolumeClaim": {"claimName": config.session_volume.claim_name}}]
+    mounts = [{"name": "sessions", "mountPath": str(session.parent / n), "subPath": n} for n in names.values()]
+    return volumes, mounts
