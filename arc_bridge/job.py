@@ -55,9 +55,10 @@ def job_from_grami(fields: dict[str, str], config: Config) -> JobRequest:
                      default=limits.default_memory_mb)
     max_wall = config.queues[queue].max_walltime_seconds
     wall_default = limits.default_walltime_seconds
-    if "joboption_walltime" not in fields and fields.get("joboption_cputime"):
+    if not fields.get("joboption_walltime") and fields.get("joboption_cputime"):
         # ARC's shell backends bound wall time by CPU time when only the latter is given.
-        wall_default = _number(fields, "cputime", "CPU time (s)", 1, max_wall * count) // count or 1
+        cputime = _number(fields, "cputime", "CPU time (s)", 1, max_wall * count, default=0)
+        wall_default = max(cputime // count, 1)
     walltime = _number(fields, "walltime", "wall time (s)", 1, max_wall, default=min(wall_default, max_wall))
     priority = _number(fields, "priority", "priority", 0, 100, default=50)
 

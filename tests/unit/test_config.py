@@ -1,0 +1,51 @@
+"""A bad configuration fails at load time with the key that is wrong."""
+
+import pytest
+
+from arc_bridge.config import load_config, parse_config
+from arc_bridge.errors import ConfigError
+
+from .conftest import EXAMPLES
+
+
+def test_the_example_configuration_is_complete_and_valid():
+    config = load_config(EXAMPLES / "bridge.yaml")
+    assert config.vos["alpha"].namespace == "ark-alpha"
+    assert config.queues["default"].vos == ("alpha", "beta")
+    assert config.vo_of_user("bob").name == "beta"
+    assert config.vo_of_user("mallory") is None
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["queues"]["default"].update(vos=["gamma"]), "queues.default.vos: unknown VO 'gamma'"),
+        (lambda c: c["vos"]["alpha"].update(default_image="other:1"), "vos.alpha.default_image: 'other:1' is not listed"),
+        (lambda c: c["vos"]["alpha"].update(images=["Bad Image"]), "vos.alpha.images"),
+        (lambda c: c["vos"]["beta"].update(users=["alice"]), "vos.beta.users: 'alice' is already a user of VO 'alpha'"),
+        (lambda c: c["limits"].update(max_count=-1), "limits.max_count: expected a whole number"),
+        (lambda c: c["limits"].update(max_count="lots"), "limits.max_count"),
+        (lambda c: c.pop("controldir"), "controldir: required key is missing"),
+        (lambda c: c.update(session_roots=["relative/dir"]), "session_roots[0]"),
+        (lambda c: c["vos"]["alpha"].update(registry="no prefix"), "vos.alpha.registry"),
+        (lambda c: c["vos"]["alpha"]["runtime_environments"].update({"X": "nope:1"}), "vos.alpha.runtime_environments.X"),
+        (lambda c: c["queues"]["default"].update(node_selector={"bad key!": "x"}), "queues.default.node_selector"),
+        (lambda c: c["session_volume"].update(type="nfs"), "session_volume.type: expected one of"),
+        (lambda c: c.update(vos={}), "vos: at least one entry"),
+    ],
+)
+def test_bad_values_name_their_key(raw_config, change, message):
+    change(raw_config)
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw_config)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_unreadable_or_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vos: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

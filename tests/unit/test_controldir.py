@@ -1,0 +1,103 @@
+"""Results reach A-REX the way its own backends deliver them, in both control-dir layouts."""
+
+import os
+import stat
+from datetime import datetime, timezone
+
+import pytest
+
+from arc_bridge.controldir import ControlDir, prepare_session_files
+from arc_bridge.outcome import Outcome
+
+GRID_ID = "abcdefghijklmnop"
+UID = os.getuid()
+
+
+@pytest.fixture(params=["arc6", "arc7"])
+def controldir(request, tmp_path):
+    root = tmp_path / "control"
+    (root / "processing").mkdir(parents=True)
+    cd = ControlDir(root)
+    if request.param == "arc7":
+        (root / "jobs").mkdir()
+        cd.job_file(GRID_ID, "x").parent.mkdir(parents=True)
+    cd.status_file(GRID_ID).write_text("INLRMS")
+    return cd
+
+
+def test_layouts_place_files_where_arc_reads_them(controldir):
+    if controldir.arc7:
+        assert controldir.job_file(GRID_ID, "lrms_done") == controldir.root / "jobs/abc/def/ghi/jklmnop/lrms_done"
+        assert controldir.status_file(GRID_ID) == controldir.root / "processing" / f"{GRID_ID}.status"
+    else:
+        assert controldir.job_file(GRID_ID, "lrms_done") == controldir.root / f"job.{GRID_ID}.lrms_done"
+
+
+def test_jobs_in_lrms_lists_only_unfinished_inlrms_jobs(controldir):
+    other = "zzzzzzzzzzzzzz"
+    if controldir.arc7:
+        controldir.job_file(other, "x").parent.mkdir(parents=True)
+    controldir.status_file(other).write_text("FINISHING")
+    assert controldir.jobs_in_lrms() == [GRID_ID]
+    controldir.status_file(GRID_ID).write_text("PENDING:CANCELING")
+    assert controldir.jobs_in_lrms() == [GRID_ID]
+    controldir.job_file(GRID_ID, "lrms_done").write_text("0\n")
+    assert controldir.jobs_in_lrms() == []
+
+
+def test_record_completes_diag_forwards_comment_and_wakes_arex(controldir, tmp_path):
+    session = tmp_path / "sessions" / GRID_ID
+    session.mkdir(parents=True)
+    prepare_session_files(session, UID, os.getgid())
+    (tmp_path / "sessions" / f"{GRID_ID}.diag").write_text("exitcode=3\nwalltime=5\n")
+    (tmp_path / "sessions" / f"{GRID_ID}.comment").write_text("RTE stage 1 said hello\n")
+    fifo = controldir.root / "gm.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+
+    t0, t1 = datetime(2026, 1, 1, 10, tzinfo=timezone.utc), datetime(2026, 1, 1, 11, tzinfo=timezone.utc)
+    controldir.record(GRID_ID, session, UID, Outcome(3, "job exited with code 3", "node-1", t0, t1))
+
+    assert controldir.job_file(GRID_ID, "lrms_done").read_text() == "3 job exited with code 3\n"
+    diag = (tmp_path / "sessions" / f"{GRID_ID}.diag").read_text().splitlines()
+    assert "nodename=node-1" in diag and "LRMSStartTime=20260101100000Z" in diag
+    assert "LRMSEndTime=20260101110000Z" in diag and "LRMSExitcode=3" in diag
+    assert diag.count("exitcode=3") == 1  # the job script's own value stays the only one
+    assert "RTE stage 1 said hello" in controldir.job_file(GRID_ID, "errors").read_text()
+    assert os.read(reader, 100) == GRID_ID.encode() + b"\0"
+    os.close(reader)
+
+
+def test_waking_without_a_listening_arex_is_harmless(controldir):
+    os.mkfifo(controldir.root / "gm.fifo")
+    controldir.wake(GRID_ID)
+
+
+def test_session_siblings_are_never_followed_through_symlinks(tmp_path):
+    session = tmp_path / GRID_ID
+    session.mkdir()
+    target = tmp_path / "precious"
+    target.write_text("keep")
+    os.symlink(target, tmp_path / f"{GRID_ID}.diag")
+    with pytest.raises(OSError):
+        prepare_session_files(session, UID, os.getgid())
+    assert target.read_text() == "keep"
+
+
+def test_a_session_directory_of_another_user_is_refused(tmp_path):
+    session = tmp_path / GRID_ID
+    session.mkdir()
+    with pytest.raises(PermissionError, match="not a directory owned by uid"):
+        prepare_session_files(session, UID + 4242, os.getgid())
+    link = tmp_path / "link"
+    os.symlink(session, link)
+    with pytest.raises(PermissionError):
+        prepare_session_files(link, UID, os.getgid())
+
+
+def test_diag_and_comment_are_created_for_the_job_user(tmp_path):
+    session = tmp_path / GRID_ID
+    session.mkdir()
+    prepare_session_files(session, UID, os.getgid())
+    st = os.stat(tmp_path / f"{GRID_ID}.diag")
+    assert stat.S_ISREG(st.st_mode) and st.st_uid == UID and stat.S_IMODE(st.st_mode) == 0o600

@@ -1,0 +1,83 @@
+"""How a Job ended, in A-REX's terms: exit code and a message a grid user understands."""
+
+from datetime import datetime, timedelta, timezone
+
+from arc_bridge.outcome import LOST_CODE, SIGKILL_CODE, SIGTERM_CODE, deleted_outcome, job_outcome
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+T0, T1 = "2026-11-25T11:00:00Z", "2026-11-25T11:05:00Z"
+
+
+def job(condition=None, reason=None, annotations=None):
+    status = {}
+    if condition:
+        status["conditions"] = [{"type": condition, "status": "True", "reason": reason, "lastTransitionTime": T1}]
+    return {"metadata": {"name": "j", "annotations": {"ark.nordugrid.org/walltime": "60",
+                                                      "ark.nordugrid.org/memory-mb": "100", **(annotations or {})}},
+            "status": status}
+
+
+def pod(state, phase="Running", reason=None, created=T0):
+    status = {"phase": phase, "containerStatuses": [{"state": state}]}
+    if reason:
+        status["reason"] = reason
+        status["message"] = "The node was low on resource: memory."
+    return {"metadata": {"creationTimestamp": created}, "spec": {"nodeName": "node-1", "containers": [{"image": "r/vo/x:1"}]},
+            "status": status}
+
+
+def terminated(code, reason="Completed"):
+    return {"terminated": {"exitCode": code, "reason": reason, "startedAt": T0, "finishedAt": T1}}
+
+
+def test_a_running_or_queued_job_has_no_outcome_yet():
+    assert job_outcome(job(), None, NOW, 60) is None
+    assert job_outcome(job(), pod({"running": {"startedAt": T0}}), NOW, 60) is None
+    assert job_outcome(job(), pod({"waiting": {"reason": "ContainerCreating"}}, "Pending"), NOW, 60) is None
+
+
+def test_success_reports_code_zero_node_and_times():
+    out = job_outcome(job("Complete"), pod(terminated(0), "Succeeded"), NOW, 60)
+    assert out.lrms_done() == "0"
+    assert out.node == "node-1"
+    assert (out.end - out.start) == timedelta(minutes=5)
+
+
+def test_a_payload_exit_code_is_passed_on():
+    out = job_outcome(job("Failed", "BackoffLimitExceeded"), pod(terminated(3, "Error"), "Failed"), NOW, 60)
+    assert out.lrms_done() == "3 job exited with code 3"
+
+
+def test_walltime_overrun_names_the_limit():
+    out = job_outcome(job("Failed", "DeadlineExceeded"), pod({"running": {"startedAt": T0}}), NOW, 60)
+    assert out.exit_code == SIGTERM_CODE
+    assert "wall time limit of 60 s" in out.message
+
+
+def test_oom_kill_names_the_memory_limit():
+    out = job_outcome(job("Failed", "BackoffLimitExceeded"), pod(terminated(137, "OOMKilled"), "Failed"), NOW, 60)
+    assert out.exit_code == SIGKILL_CODE
+    assert "memory limit of 100 MB" in out.message
+
+
+def test_eviction_and_node_loss_are_infrastructure_failures():
+    evicted = job_outcome(job(), pod({}, "Failed", "Evicted"), NOW, 60)
+    assert evicted.exit_code == LOST_CODE and "evicted from node node-1" in evicted.message
+    lost = job_outcome(job(), pod({"running": {"startedAt": T0}}, "Unknown", "NodeLost"), NOW, 60)
+    assert lost.exit_code == LOST_CODE and "node node-1 was lost" in lost.message
+
+
+def test_image_pull_failure_waits_for_the_grace_period():
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}
+    fresh = pod(waiting, "Pending", created=(NOW - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert job_outcome(job(), fresh, NOW, 60) is None
+    old = pod(waiting, "Pending", created=(NOW - timedelta(seconds=90)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    out = job_outcome(job(), old, NOW, 60)
+    assert out.exit_code == LOST_CODE and "image r/vo/x:1 could not be pulled" in out.message
+
+
+def test_a_deleted_job_is_cancelled_only_if_arkd_marked_it():
+    cancelled = deleted_outcome(job(annotations={"ark.nordugrid.org/cancelled": "true"}), None, NOW)
+    assert cancelled.cancelled and cancelled.message == "job was cancelled"
+    removed = deleted_outcome(job(), None, NOW)
+    assert not removed.cancelled and removed.exit_code == LOST_CODE

@@ -1,0 +1,160 @@
+"""A GRAMI becomes exactly one safe Job, or a one-line refusal naming the problem."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, strategies as st
+
+from arc_bridge.errors import JobRejected
+from arc_bridge.job import job_from_grami
+from arc_bridge.translate import Caller, build_job, k8s_name, priority_class
+
+from .conftest import EXAMPLES
+
+GOLDEN = Path(__file__).parent / "golden" / "example-job.yaml"
+ALICE = Caller(uid=20001, gid=20001, user="alice")
+SESSION = "/var/spool/arc/sessiondir/Q7xVDmVbnYLnKDkOCqRbHm5mABFKDmABFKDmFmKKDmABFKDmHsOmgn"
+
+
+def render(fields, config, caller=ALICE, script="true\n"):
+    return build_job(job_from_grami(fields, config), caller, config, script)
+
+
+def test_the_example_renders_to_the_golden_job():
+    out = subprocess.run(
+        [sys.executable, "-m", "arc_bridge.cli", "render", "--config", str(EXAMPLES / "bridge.yaml"),
+         str(EXAMPLES / "job.grami"), "--uid", "20001", "--gid", "20001"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert yaml.safe_load(out) == yaml.safe_load(GOLDEN.read_text())
+
+
+def test_the_pod_is_locked_down_and_runs_as_the_caller(fields, config):
+    pod = render(fields, config)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsUser": 20001, "runAsGroup": 20001, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container = pod["containers"][0]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]},
+    }
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_only_the_session_directory_and_its_two_siblings_are_mounted(fields, config):
+    pod = render(fields, config)["spec"]["template"]["spec"]
+    paths = sorted(v["hostPath"]["path"] for v in pod["volumes"])
+    assert paths == [SESSION, f"{SESSION}.comment", f"{SESSION}.diag"]
+    assert sorted(m["mountPath"] for m in pod["containers"][0]["volumeMounts"]) == paths
+
+
+def test_a_shared_filesystem_mounts_subpaths_of_one_claim(fields, raw_config):
+    from arc_bridge.config import parse_config
+
+    raw_config["session_volume"] = {"type": "persistentVolumeClaim", "claim_name": "sessions"}
+    pod = render(fields, parse_config(raw_config))["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "sessions", "persistentVolumeClaim": {"claimName": "sessions"}}]
+    assert {m["subPath"] for m in pod["containers"][0]["volumeMounts"]} == {
+        Path(SESSION).name, Path(SESSION).name + ".diag", Path(SESSION).name + ".comment"}
+
+
+def test_resources_deadline_queue_and_priority(fields, config):
+    job = render(fields, config)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "2000Mi"}
+    assert job["spec"]["activeDeadlineSeconds"] == 3600
+    assert job["spec"]["backoffLimit"] == 0
+    assert pod["nodeSelector"] == {"ark.nordugrid.org/queue": "default"}
+    assert pod["priorityClassName"] == "ark-normal"
+
+
+def test_priority_bands():
+    classes = {"low": 0, "normal": 40, "high": 80}
+    assert [priority_class(p, classes) for p in (0, 39, 40, 80, 100)] == ["low", "low", "normal", "high", "high"]
+    assert priority_class(10, {"high": 80}) is None
+
+
+def test_the_name_derives_from_the_arc_id_only_and_survives_case():
+    assert k8s_name("AbC123") == k8s_name("AbC123")
+    assert k8s_name("AbC123") != k8s_name("abc123")
+    assert len(k8s_name("a" * 63)) <= 63
+
+
+@given(st.from_regex(r"[A-Za-z0-9]{1,63}", fullmatch=True))
+def test_every_arc_id_gives_a_valid_kubernetes_name(grid_id):
+    import re
+
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", k8s_name(grid_id)) and len(k8s_name(grid_id)) <= 63
+
+
+def test_images_come_from_the_vo_registry_by_rte_or_default(fields, config):
+    image = lambda f: render(f, config)["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image(fields) == "registry.example.org:5000/vo-alpha/tools:2"
+    del fields["joboption_runtime_0"]
+    assert image(fields) == "registry.example.org:5000/vo-alpha/base:1"
+    fields["joboption_runtime_0"] = "ENV/CONTAINER"
+    fields["joboption_runtime_0_1"] = "tools:2"
+    assert image(fields) == "registry.example.org:5000/vo-alpha/tools:2"
+
+
+REFUSALS = [
+    ({"joboption_runtime_0": "ENV/CONTAINER", "joboption_runtime_0_1": "evil.example/root:latest"},
+     "image 'evil.example/root:latest' is not allowed for VO alpha"),
+    ({"joboption_runtime_0": "ENV/CONTAINER"}, "needs the image name"),
+    ({"joboption_runtime_0": "APPS/UNKNOWN"}, "runtime environment 'APPS/UNKNOWN' is not offered"),
+    ({"joboption_queue": "express"}, "queue 'express' does not exist"),
+    ({"joboption_memory": "-5"}, "memory (MB per slot) must be a whole number"),
+    ({"joboption_memory": "0"}, "memory (MB per slot) must be a whole number"),
+    ({"joboption_memory": "99999999999"}, "memory (MB per slot)"),
+    ({"joboption_count": "0"}, "slot count must be"),
+    ({"joboption_count": "1e3"}, "slot count must be"),
+    ({"joboption_walltime": "9999999"}, "wall time (s) must be a whole number from 1 to 172800"),
+    ({"joboption_priority": "101"}, "priority must be"),
+    ({"joboption_numnodes": "2"}, "multi-node jobs are not supported"),
+    ({"joboption_directory": SESSION + "/../../../../etc"}, "is not"),
+    ({"joboption_directory": "/etc/Q7xVDmVbnYLnKDkOCqRbHm5mABFKDmABFKDmFmKKDmABFKDmHsOmgn"}, "is not <session root>/"),
+    ({"joboption_directory": "sessiondir/x"}, "not a plain absolute path"),
+    ({"joboption_directory": SESSION + "\n/etc"}, "not a plain absolute path"),
+    ({"joboption_directory": "/var/spool/arc/sessiondir//Q7xVDmVbnYLnKDkOCqRbHm5mABFKDmABFKDmFmKKDmABFKDmHsOmgn"},
+     "not a normalised path"),
+    ({"joboption_gridid": "../x"}, "is not an ARC job id"),
+    ({"joboption_gridid": "Abc_DEF"}, "is not an ARC job id"),
+    ({"joboption_queue": ""}, "GRAMI has no joboption_queue"),
+]
+
+
+@pytest.mark.parametrize("change, message", REFUSALS, ids=[m for _, m in REFUSALS])
+def test_bad_job_descriptions_are_refused_with_a_reason(fields, config, change, message):
+    fields.update(change)
+    with pytest.raises(JobRejected) as e:
+        render(fields, config)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_callers_outside_every_vo_or_queue_or_root_are_refused(fields, config, raw_config):
+    with pytest.raises(JobRejected, match="never run as root"):
+        render(fields, config, Caller(0, 0, "root"))
+    with pytest.raises(JobRejected, match="belongs to no VO"):
+        render(fields, config, Caller(3000, 3000, "mallory"))
+    from arc_bridge.config import parse_config
+
+    raw_config["queues"]["default"]["vos"] = ["beta"]
+    with pytest.raises(JobRejected, match="does not accept VO alpha"):
+        render(fields, parse_config(raw_config))
+
+
+def test_binary_or_huge_job_scripts_are_refused(fields, config):
+    with pytest.raises(JobRejected, match="job script"):
+        render(fields, config, script="x" * (600 * 1024))
+    with pytest.raises(JobRejected, match="job script"):
+        render(fields, config, script="a\0b")
+
+
+def test_cputime_bounds_walltime_when_no_walltime_is_given(fields, config):
+    del fields["joboption_walltime"]
+    fields["joboption_cputime"] = "600"
+    assert render(fields, config)["spec"]["activeDeadlineSeconds"] == 300  # 600 s of CPU over 2 slots
