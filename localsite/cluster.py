@@ -329,6 +329,9 @@ def _controller_manager_args(certs: dict[str, pki.CertKey], kubeconfig: Path) ->
         f"--kubeconfig={kubeconfig}",
         "--bind-address=127.0.0.1",
         "--leader-elect=false",
+        # Each controller acts as its own service account: the role of the controller-manager's
+        # own user does not cover what the controllers do (the Job controller creating pods).
+        "--use-service-account-credentials=true",
         # The token controller needs both, or service accounts get no token and the Job
         # controller cannot create pods.
         f"--service-account-private-key-file={certs['ca'].cert.parent / 'sa.key'}",

@@ -8,6 +8,7 @@ namespace-side veth address, and nothing in the namespace can reach beyond the h
 from __future__ import annotations
 
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +45,15 @@ class Netns:
 
     def delete(self) -> None:
         """Remove the namespace; its veth end goes with it and takes the host end along."""
+        host_link = Path("/sys/class/net", self.host_if)
         if self.exists():
             _ip("netns", "delete", self.name)
-        # Normally gone with the namespace; only a half-made setup can leave it behind.
-        if Path("/sys/class/net", self.host_if).exists():
+        elif host_link.exists():  # a setup that failed half-way
             _ip("link", "delete", self.host_if)
+        # The kernel destroys the pair asynchronously; a quick restart must not find it.
+        deadline = time.monotonic() + 5
+        while host_link.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def command(self, argv: list[str]) -> list[str]:
         """`argv` run inside the namespace.

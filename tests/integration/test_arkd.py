@@ -1,0 +1,160 @@
+"""arkd against a real Kubernetes: every way a job can end reaches A-REX's control directory.
+
+Each test submits through the stdlib client as a mapped user over arkd's socket, as the LRMS
+scripts do, and reads the result where A-REX reads it.
+"""
+
+import os
+import time
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+OK_SCRIPT = "id -u > whoami; echo result > out.txt; exit 0\n"
+
+
+def test_a_job_runs_as_its_user_in_its_session_directory_and_reports_success(site):
+    job = site.new_job("ark-alice", OK_SCRIPT)
+    result = site.submit(job)
+    assert result.returncode == 0, result.stdout
+    assert site.local_id(job).startswith("ark-")
+
+    assert site.wait_done(job) == "0"
+    assert (job.session / "out.txt").read_text() == "result\n"
+    assert (job.session / "whoami").read_text().strip() == str(site.users["ark-alice"].pw_uid)
+    diag = site.diag(job)
+    assert diag["nodename"] == site.cluster.node_name
+    assert diag["LRMSExitcode"] == "0"
+    assert diag["LRMSStartTime"].endswith("Z") and diag["LRMSEndTime"].endswith("Z")
+
+
+def test_finished_jobs_are_deleted_from_kubernetes_once_recorded(site):
+    job = site.new_job("ark-alice", "exit 0\n")
+    assert site.submit(job).returncode == 0
+    site.wait_done(job)
+    deadline = time.monotonic() + 30
+    while any(job.grid_id.lower()[:20] in name for name in site.k8s_jobs()):
+        assert time.monotonic() < deadline, "recorded Job was not deleted"
+        time.sleep(0.2)
+
+
+def test_a_non_zero_exit_is_reported_with_its_code(site):
+    job = site.new_job("ark-bob", "echo failing >&2; exit 3\n")
+    assert site.submit(job).returncode == 0
+    assert site.wait_done(job) == "3 job exited with code 3"
+    assert "failing" in site.controldir.job_file(job.grid_id, "errors").read_text()
+
+
+def test_a_walltime_overrun_is_stopped_and_explained(site):
+    job = site.new_job("ark-alice", "sleep 60\n", walltime="3")
+    assert site.submit(job).returncode == 0
+    assert site.wait_done(job, timeout=60) == "271 job exceeded its wall time limit of 3 s and was stopped"
+
+
+def test_a_job_over_its_memory_limit_is_reported_as_out_of_memory(site):
+    script = 'x=$(head -c 200000000 /dev/zero | tr "\\000" a); echo survived\n'
+    job = site.new_job("ark-alice", script, memory="20")
+    assert site.submit(job).returncode == 0
+    assert site.wait_done(job, timeout=90) == "265 job was killed for using more than its memory limit of 20 MB"
+
+
+def test_an_image_that_cannot_be_pulled_fails_after_the_grace_period(site):
+    job = site.new_job("ark-alice", "true\n", runtime_0="ENV/CONTAINER", runtime_0_1="missing:1")
+    assert site.submit(job).returncode == 0
+    done = site.wait_done(job, timeout=90)
+    assert done.startswith(f"-1 image {site.cluster.registry}/vo-alpha/missing:1 could not be pulled")
+
+
+def test_an_image_outside_the_vo_allowlist_is_refused_and_nothing_is_created(site):
+    before = site.k8s_jobs()
+    job = site.new_job("ark-alice", "true\n", runtime_0="ENV/CONTAINER", runtime_0_1="docker.io/library/debian:12")
+    result = site.submit(job)
+    assert result.returncode == 1
+    assert result.stdout.strip() == ("image 'docker.io/library/debian:12' is not allowed for VO alpha "
+                                     "(allowed: base:1, missing:1)")
+    assert site.k8s_jobs() == before
+    assert "joboption_jobid" not in job.grami.read_text()
+
+
+def test_a_hostile_grami_is_refused_with_one_line(site):
+    job = site.new_job("ark-alice", "true\n")
+    job.grami.write_text(job.grami.read_text() + "joboption_queue=$(touch /tmp/pwned)\n")
+    result = site.submit(job)
+    assert result.returncode == 1
+    assert "unquoted shell character '$'" in result.stdout and result.stdout.count("\n") == 1
+    assert not os.path.exists("/tmp/pwned")
+
+
+def test_a_user_cannot_run_a_job_in_another_users_session_directory(site):
+    job = site.new_job("ark-alice", "true\n")
+    os.chown(job.grami, site.users["ark-bob"].pw_uid, site.users["ark-bob"].pw_gid)
+    os.chown(job.script, site.users["ark-bob"].pw_uid, site.users["ark-bob"].pw_gid)
+    result = site.submit(job, user="ark-bob")
+    assert result.returncode == 1
+    assert "not a directory owned by uid" in result.stdout
+
+
+def test_a_repeated_submit_never_makes_a_second_job(site):
+    job = site.new_job("ark-alice", "sleep 5\n")
+    assert site.submit(job).returncode == 0
+    assert site.submit(job).returncode == 0
+    assert sum(job.grid_id[:20] in name for name in site.k8s_jobs()) == 1
+    assert site.wait_done(job) == "0"
+
+
+def test_only_the_owner_may_cancel_and_a_cancelled_job_ends_as_cancelled(site):
+    job = site.new_job("ark-alice", "sleep 120\n")
+    assert site.submit(job).returncode == 0
+    refused = site.client("ark-bob", "cancel", str(job.grami))
+    assert refused.returncode == 1 and "belongs to another user" in refused.stdout
+    assert site.client("ark-alice", "cancel", str(job.grami)).returncode == 0
+    assert site.wait_done(job, timeout=60) == "271 job was cancelled"
+
+
+def test_jobs_that_end_while_arkd_is_down_are_recorded_when_it_returns(site):
+    job = site.new_job("ark-alice", "exit 4\n")
+    assert site.submit(job).returncode == 0
+    site.stop_arkd()
+    try:
+        time.sleep(8)
+        assert not site.controldir.is_done(job.grid_id)
+    finally:
+        site.start_arkd()
+    assert site.wait_done(job, timeout=30) == "4 job exited with code 4"
+
+
+def test_a_job_kubernetes_lost_is_reported_lost_not_forgotten(site):
+    job = site.new_job("ark-alice", "sleep 60\n")
+    assert site.submit(job).returncode == 0
+    site.stop_arkd()
+    try:
+        site.cluster.kubectl("delete", "jobs", "-n", "ark-alpha", site.local_id(job), "--wait=true")
+    finally:
+        site.start_arkd()
+    assert site.wait_done(job, timeout=30).startswith("-1 ")
+
+
+def test_only_arex_may_trigger_a_scan(site):
+    refused = site.client("ark-alice", "scan", str(site.controldir.root), "--period", "0")
+    assert refused.returncode == 1 and "only A-REX" in refused.stdout
+    assert site.client("root", "scan", str(site.controldir.root), "--period", "0").returncode == 0
+
+
+def test_info_reports_the_node_and_running_jobs(site):
+    import json
+
+    job = site.new_job("ark-bob", "sleep 20\n")
+    assert site.submit(job).returncode == 0
+    deadline = time.monotonic() + 30
+    while True:
+        info = json.loads(site.client("root", "info").stdout)
+        state = info["jobs"].get(site.local_id(job), {}).get("status")
+        if state == "R" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert state == "R"
+    assert info["nodes"][site.cluster.node_name]["slots"] >= 1
+    assert info["queues"]["default"]["running"] >= 1
+    site.client("ark-bob", "cancel", str(job.grami))
+    site.wait_done(job)
