@@ -467,8 +467,12 @@ def start_arex(
         deadline = time.monotonic() + ready_timeout
         while not _rest_ready(arex):
             if time.monotonic() > deadline:
+                # Usually the infoprovider failing, e.g. no or a broken <LRMS>mod.pm
+                # ("No ARC0 module for ..."): show its last words.
+                log = (arex.logdir / "infoprovider.log").read_text(errors="replace")
+                tail = "\n".join(log.splitlines()[-5:])
                 raise ArexError(f"REST endpoint {arex.endpoint} not ready after "
-                                f"{ready_timeout}s; see {arex.logdir}")
+                                f"{ready_timeout}s; see {arex.logdir}. infoprovider.log:\n{tail}")
             if not all(_alive(int(p.read_text())) for p in arex.pidfiles):
                 raise ArexError(f"an A-REX daemon died during start-up; see {arex.logdir}")
             time.sleep(0.5)
