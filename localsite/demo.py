@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- {name}\n{(results / name).read_text()}", end="")
             if args.keep:
                 step(f"site kept running: kubeconfig {cluster.kubeconfig}, A-REX {arex.endpoint}; Ctrl-C stops it")
-                signal.sigwait({signal.SIGINT, signal.SIGTERM})
+                signals = {signal.SIGINT, signal.SIGTERM}
+                signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+                signal.sigwait(signals)
             step("tearing down")
     step(f"done in {time.monotonic() - t0:.0f} s")
     return 0 if state == "Finished" else 1
