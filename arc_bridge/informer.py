@@ -54,7 +54,7 @@ class Informer:
                 time.sleep(2)
 
     def _relist(self) -> str:
-        items, version = self.kube.list(self.kind)
+        items, version = self.kube.list_objects(self.kind)
         fresh = {key_of(o): o for o in items}
         with self.lock:
             vanished = [o for k, o in self.cache.items() if k not in fresh]

@@ -64,7 +64,7 @@ class Kube:
             if e.status != 404:
                 raise
 
-    def list(self, kind: str) -> tuple[list[dict[str, Any]], str]:
+    def list_objects(self, kind: str) -> tuple[list[dict[str, Any]], str]:
         data = self._json(self._lister(kind)(label_selector=SELECTOR, _preload_content=False))
         return data["items"], data["metadata"]["resourceVersion"]
 

@@ -36,7 +36,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 USR = Path("/usr")
 HOSTNAME = "localhost"  # name the client dials; the host cert is issued for it
@@ -80,8 +80,10 @@ class Arex:
     user_key: Path
     user_dn: str
     logdir: Path
-    pidfiles: tuple[Path, ...]
     marker: str  # value of MARKER_VAR in every process this A-REX started
+    # The two arched processes (job manager, REST), run in the foreground as our
+    # children: we know their PIDs without pid-file races and reap them on stop.
+    daemons: list[subprocess.Popen] = field(default_factory=list, repr=False)
 
     def client(self) -> "ArcClient":
         """An ARC client with its own proxy, config and job list in the work dir."""
@@ -135,9 +137,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _build_arc_location(root: Path, extra_files: Mapping[str, Path], period: float) -> None:
-    """Mirror /usr with symlinks; share/arc is a real directory (one symlink per file)
-    so callers can add LRMS scripts.  The two start scripts are copied and patched:
+def build_arc_location(root: Path, extra_files: Mapping[str, Path],
+                       period: float = INFOPROVIDER_PERIOD) -> None:
+    """Make ``root`` an ARC_LOCATION for A-REX: a mirror of /usr made of symlinks, where
+    share/arc is a real directory (one symlink per file) holding ``extra_files`` too
+    (name relative to share/arc -> source file, copied).  Copies, not links: the
+    mapped user must read them, and the caller's files may sit under 0700 /root.
+
+    The two start scripts are copied and patched:
 
     * the REST listener gets <tcp:Interface>127.0.0.1</tcp:Interface> (6.17's arc.conf
       has no listen address, the packaged script binds every interface);
@@ -145,7 +152,7 @@ def _build_arc_location(root: Path, extra_files: Mapping[str, Path], period: flo
       Measured on 6.17: its unit is 0.1 s (5 gives a run about every second, 50 about
       every 5.5 s; the default is about a minute).
     """
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     for entry in USR.iterdir():
         if entry.name != "share":
             (root / entry.name).symlink_to(entry)
@@ -184,9 +191,10 @@ def _build_arc_location(root: Path, extra_files: Mapping[str, Path], period: flo
 
     for name, src in extra_files.items():
         target = arcshare / name
+        target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_symlink() or target.exists():
             target.unlink()
-        shutil.copy2(src, target)  # a copy: the caller's file may live under 0700 /root
+        shutil.copy2(src, target)
         target.chmod(0o755 if os.access(src, os.X_OK) else 0o644)
 
 
@@ -218,6 +226,8 @@ def _subject(cert: Path) -> str:
     return out.strip().removeprefix("subject=").strip()
 
 
+# pidfile matters beyond the PID: the start scripts put the parsed runtime config
+# (the --config every LRMS script gets) next to it, as <pidfile minus .pid>.cfg.
 def _arc_conf(*, w: dict[str, Path], port: int, lrms: str, custom: Mapping[str, str],
               queues: Iterable[str], unix_user: str, group: str, host_cert: Path,
               host_key: Path, ca_dir: Path, allowed: Path) -> str:
@@ -293,7 +303,7 @@ def _install_rtes(rtedir: Path, controldir: Path, rtes: Mapping[str, str]) -> No
 
 def _limit_nofile() -> None:
     """preexec_fn for the daemons: a sane open-files limit (see NOFILE_LIMIT)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = NOFILE_LIMIT if hard == resource.RLIM_INFINITY else min(hard, NOFILE_LIMIT)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
@@ -306,23 +316,15 @@ def _daemon_env(arex_location: Path, config: Path, marker: str) -> dict[str, str
     return env
 
 
-def _start_daemon(arex: Arex, script: str, pidfile: Path) -> int:
-    """Run a packaged start script from our tree; arched daemonizes and writes pidfile."""
+def _start_daemon(arex: Arex, script: str) -> subprocess.Popen:
+    """Run a packaged start script from our tree with -f: after validating the config
+    it execs arched in the foreground, so the child's PID is arched's."""
     env = _daemon_env(arex.arc_location, arex.config, arex.marker)
-    proc = subprocess.run([str(arex.arc_location / "share" / "arc" / script)], env=env,
-                          cwd=arex.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=120, preexec_fn=_limit_nofile)
-    if proc.returncode != 0:
-        raise ArexError(f"{script} exited {proc.returncode}:\n{proc.stdout}\n"
-                        f"See logs in {arex.logdir}")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            pid = int(pidfile.read_text().strip())
-            if _alive(pid):
-                return pid
-        time.sleep(0.1)
-    raise ArexError(f"{script} did not leave a live process in {pidfile}; see {arex.logdir}")
+    with open(arex.logdir / f"{script}.out", "ab") as out:
+        return subprocess.Popen([str(arex.arc_location / "share" / "arc" / script), "-f"],
+                                env=env, cwd=arex.workdir, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_limit_nofile)
 
 
 def _alive(pid: int) -> bool:
@@ -377,19 +379,18 @@ def _wait_gone(pids: Iterable[int], timeout: float) -> set[int]:
 
 
 def stop_arex(arex: Arex, progress: Progress = print) -> None:
-    """Stop the daemons we started (SIGTERM via their pid files), then every remaining
+    """Stop the daemons we started (SIGTERM, then SIGKILL), then every remaining
     process carrying our environment marker (scan-*-job, infoprovider, fork jobs)."""
-    daemons = set()
-    for pidfile in arex.pidfiles:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            daemons.add(int(pidfile.read_text().strip()))
-    # The marker check guards against a stale pid file naming an unrelated process.
-    ours = _marked_pids(arex.marker)
-    for pid in daemons & ours:
+    for proc in arex.daemons:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    left = _wait_gone(daemons & ours, 20)
-    for pid in left | _marked_pids(arex.marker):
+            proc.terminate()
+    for proc in arex.daemons:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    for pid in _marked_pids(arex.marker):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     left = _wait_gone(_marked_pids(arex.marker), 10)
@@ -437,7 +438,7 @@ def start_arex(
     w["tmp"].chmod(0o1777)  # A-REX requires a world-writable sticky tmpdir
     ca_dir = w["certs"] / "ca"
 
-    _build_arc_location(w["arc"], extra_lrms_files or {}, infoprovider_period)
+    build_arc_location(w["arc"], extra_lrms_files or {}, infoprovider_period)
     if not (w["arc"] / "share" / "arc" / f"submit-{lrms}-job").exists():
         raise ArexError(f"no submit-{lrms}-job in /usr/share/arc or extra_lrms_files")
     host_cert, host_key, user_cert, user_key = _make_certificates(w["certs"], ca_dir)
@@ -458,23 +459,26 @@ def start_arex(
                 endpoint=f"https://{HOSTNAME}:{port}/arex", arc_location=w["arc"],
                 unix_user=unix_user, uid=uid, gid=gid, port=port, ca_dir=ca_dir,
                 user_cert=user_cert, user_key=user_key, user_dn=user_dn, logdir=w["log"],
-                pidfiles=(w["run"] / "arched-arex.pid", w["run"] / "arched-arex-ws.pid"),
                 marker=uuid.uuid4().hex)
     progress(f"arex: configured in {time.monotonic() - t0:.1f}s, starting on {arex.endpoint}")
     try:
-        for script, pidfile in zip(("arc-arex-start", "arc-arex-ws-start"), arex.pidfiles):
-            _start_daemon(arex, script, pidfile)
+        for script in ("arc-arex-start", "arc-arex-ws-start"):
+            arex.daemons.append(_start_daemon(arex, script))
         deadline = time.monotonic() + ready_timeout
         while not _rest_ready(arex):
             if time.monotonic() > deadline:
                 # Usually the infoprovider failing, e.g. no or a broken <LRMS>mod.pm
                 # ("No ARC0 module for ..."): show its last words.
-                log = (arex.logdir / "infoprovider.log").read_text(errors="replace")
-                tail = "\n".join(log.splitlines()[-5:])
+                log = arex.logdir / "infoprovider.log"
+                lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+                tail = "\n".join(lines[-5:])
                 raise ArexError(f"REST endpoint {arex.endpoint} not ready after "
                                 f"{ready_timeout}s; see {arex.logdir}. infoprovider.log:\n{tail}")
-            if not all(_alive(int(p.read_text())) for p in arex.pidfiles):
-                raise ArexError(f"an A-REX daemon died during start-up; see {arex.logdir}")
+            for proc in arex.daemons:
+                if proc.poll() is not None:
+                    out = (arex.logdir / f"{Path(proc.args[0]).name}.out").read_text()
+                    raise ArexError(f"{proc.args[0]} exited {proc.returncode} during start-up:"
+                                    f"\n{out}\nSee also {arex.logdir}")
             time.sleep(0.5)
     except BaseException:
         stop_arex(arex, progress)
@@ -484,7 +488,7 @@ def start_arex(
 
 
 @contextlib.contextmanager
-def running_arex(workdir: Path, **kwargs) -> Iterator[Arex]:
+def running_arex(workdir: Path, **kwargs: Any) -> Iterator[Arex]:
     """start_arex(...) for the duration of a with-block; always stopped afterwards."""
     arex = start_arex(workdir, **kwargs)
     try:
@@ -523,7 +527,6 @@ class ArcClient:
             f"certificatepath = {arex.user_cert}\n"
             f"keypath = {arex.user_key}\n"
             f"cacertificatesdirectory = {arex.ca_dir}\n"
-            f"joblist = {joblist}\n"
             "timeout = 60\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("X509_", "ARC_"))}
         env |= {"HOME": str(home), "X509_USER_PROXY": str(proxy),
@@ -570,7 +573,8 @@ class ArcClient:
 
     def wait(self, job_url: str, states: Iterable[str] = FINAL_STATES,
              timeout: float = 300, poll: float = 1.0) -> str:
-        """Poll status until it is one of ``states``; return that state."""
+        """Poll status until it is one of ``states``; return that state.  Fails at once
+        when the job reaches a final state that is not wanted (it cannot leave it)."""
         wanted = set(states)
         deadline = time.monotonic() + timeout
         state = ""
@@ -578,6 +582,9 @@ class ArcClient:
             state = self.status(job_url)
             if state in wanted:
                 return state
+            if state in FINAL_STATES:
+                raise ArexError(f"{job_url} ended {state}, not {sorted(wanted)}:\n"
+                                f"{self._arc('arcstat', '-l', job_url)}")
             time.sleep(poll)
         raise ArexError(f"{job_url} still {state or 'unknown'} after {timeout}s")
 

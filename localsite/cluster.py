@@ -148,6 +148,8 @@ def start_cluster(
 
 
 def stop_cluster(cluster: Cluster, progress: Progress = print) -> None:
+    """Stop `cluster` and undo its traces on the host; its workdir (logs included) stays."""
+    # There is only ever one cluster (fixed namespace), recorded in RUN_DIR: teardown finds it.
     teardown(progress=progress)
 
 
@@ -199,28 +201,32 @@ def _start(
     procs = _Processes(workdir / "logs", progress)
 
     procs.start("registry", ["docker-registry", "serve", str(_registry_config(workdir))])
-    procs.wait_until("registry", lambda: api.reachable(f"http://{registry}/v2/"), timeout)
-    with ThreadPoolExecutor(max_workers=1) as pusher:
-        # Pushing (seconds) overlaps with the control plane starting (also seconds).
-        pushed = pusher.submit(_push_images, cluster, pause_layout, vo_images, progress)
+    procs.wait_until("registry", lambda: _http_ok(f"http://{registry}/v2/"), timeout)
+    vo_refs = [f"{registry}/{repository}" for repository in vo_images]
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # Pushing and pre-pulling images (seconds) overlap with the control plane starting.
+        pushed = background.submit(_push_images, cluster, pause_layout, vo_images, progress)
 
         procs.start("etcd", _etcd_args(workdir))
-        procs.start("kube-apiserver", _apiserver_args(workdir, certs))
+        procs.start("kube-apiserver", _apiserver_args(certs))
         procs.start("containerd", ["containerd", f"--config={_containerd_config(workdir, cluster.pause_image)}"])
         procs.wait_until("kube-apiserver", lambda: api.get("/readyz") is not None, timeout)
         procs.start("kube-controller-manager", _controller_manager_args(certs, kubeconfigs["controller-manager"]))
         procs.start("kube-scheduler", _scheduler_args(kubeconfigs["scheduler"]))
         procs.wait_until("containerd", (RUN_DIR / "containerd.sock").exists, timeout)
+        # Runs after the pushes (one worker). Without it the first pod pays for the pull.
+        pulled = background.submit(_pull_images, [cluster.pause_image, *vo_refs], progress)
         procs.start("kubelet", _kubelet_args(workdir, certs, kubeconfigs["kubelet"], node_labels))
 
+        procs.wait_until("kubelet", lambda: _node_ready(api), timeout, what=f"node {NODE_NAME} Ready")
+        procs.wait_until(
+            "kube-controller-manager",
+            lambda: api.get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
+            timeout,
+            what="service account default/default",
+        )
         pushed.result()
-    procs.wait_until("kubelet", lambda: _node_ready(api), timeout, what=f"node {NODE_NAME} Ready")
-    procs.wait_until(
-        "kube-controller-manager",
-        lambda: api.get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
-        timeout,
-        what="service account default/default",
-    )
+        pulled.result()
     progress(f"==> cluster ready: KUBECONFIG={cluster.kubeconfig}")
     return cluster
 
@@ -230,7 +236,7 @@ def _fresh_workdir(workdir: Path) -> None:
     mounted = _mounts_under([workdir])
     if mounted:
         raise RuntimeError(f"{workdir} still has mounts from an earlier cluster: {mounted[:3]}")
-    for sub in ("pki", "etcd", "containerd", "kubelet", "registry", "cni", "logs"):
+    for sub in ("pki", "etcd", "containerd", "kubelet", "registry", "cni", "cni-ipam", "logs"):
         shutil.rmtree(workdir / sub, ignore_errors=True)
     (workdir / "logs").mkdir(parents=True)
 
@@ -242,7 +248,10 @@ def _make_pki(pki_dir: Path) -> dict[str, pki.CertKey]:
         f"IP:{NETNS.node_ip}",
         "IP:127.0.0.1",
         f"IP:{SERVICE_IP}",
-        *(f"DNS:{n}" for n in ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")),
+        "DNS:kubernetes",
+        "DNS:kubernetes.default",
+        "DNS:kubernetes.default.svc",
+        "DNS:kubernetes.default.svc.cluster.local",
     ]
     return {
         "ca": ca,
@@ -282,6 +291,16 @@ def _push_images(cluster: Cluster, pause_layout: Path, vo_images: Sequence[str],
         cluster.push_base_image(repository)
 
 
+def _pull_images(refs: list[str], progress: Progress) -> None:
+    """Pull into containerd's CRI namespace (k8s.io), where kubelet finds images present."""
+    progress(f"==> pre-pulling {len(refs)} images into containerd")
+    for ref in refs:
+        pull = ["ctr", f"--address={RUN_DIR / 'containerd.sock'}", "--namespace=k8s.io", "images", "pull"]
+        result = subprocess.run(NETNS.command([*pull, "--plain-http", ref]), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"pulling {ref} into containerd failed: {(result.stderr + result.stdout)[-2000:]}")
+
+
 def _registry_config(workdir: Path) -> Path:
     config = {
         "version": 0.1,
@@ -309,7 +328,7 @@ def _etcd_args(workdir: Path) -> list[str]:
     ]
 
 
-def _apiserver_args(workdir: Path, certs: dict[str, pki.CertKey]) -> list[str]:
+def _apiserver_args(certs: dict[str, pki.CertKey]) -> list[str]:
     pki_dir = certs["ca"].cert.parent
     return [
         str(K8S_BIN / "kube-apiserver"),
@@ -351,7 +370,12 @@ def _controller_manager_args(certs: dict[str, pki.CertKey], kubeconfig: Path) ->
 
 
 def _scheduler_args(kubeconfig: Path) -> list[str]:
-    return [str(K8S_BIN / "kube-scheduler"), f"--kubeconfig={kubeconfig}", "--bind-address=127.0.0.1", "--leader-elect=false"]
+    return [
+        str(K8S_BIN / "kube-scheduler"),
+        f"--kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        "--leader-elect=false",
+    ]
 
 
 def _containerd_config(workdir: Path, pause_image: str) -> Path:
@@ -420,7 +444,9 @@ def _write_cni_config(conf_dir: Path, ipam_dir: Path) -> None:
     (conf_dir / "10-ark-pods.conflist").write_text(json.dumps(network, indent=2) + "\n")
 
 
-def _kubelet_args(workdir: Path, certs: dict[str, pki.CertKey], kubeconfig: Path, labels: dict[str, str]) -> list[str]:
+def _kubelet_args(
+    workdir: Path, certs: dict[str, pki.CertKey], kubeconfig: Path, labels: dict[str, str]
+) -> list[str]:
     _make_pod_cgroup_parent()
     config = {
         "kind": "KubeletConfiguration",
@@ -498,13 +524,13 @@ class _Api:
         except ValueError:  # /readyz answers "ok" in plain text
             return {}
 
-    @staticmethod
-    def reachable(url: str) -> bool:
-        try:
-            urllib.request.urlopen(url, timeout=5).close()
-            return True
-        except (OSError, urllib.error.URLError):
-            return False
+
+def _http_ok(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=5).close()
+        return True
+    except (OSError, urllib.error.URLError):
+        return False
 
 
 class _Processes:
@@ -520,7 +546,11 @@ class _Processes:
         with open(self.logs / f"{name}.log", "ab") as log:
             # Own session: a Ctrl-C meant for the caller must not kill components before teardown.
             proc = subprocess.Popen(
-                NETNS.command(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                NETNS.command(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.started[name] = proc
         # nsenter execs the component, so this pid is the component's own.
@@ -606,13 +636,13 @@ def _stop(pidfile: Path, grace: float = 10.0) -> None:
     pid_text, start_time = pidfile.read_text().split()
     pid = int(pid_text)
     if _alive(pid, start_time):
-        os.kill(pid, signal.SIGTERM)
+        _kill_pids({pid}, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while _alive(pid, start_time) and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.1)
         if _alive(pid, start_time):
-            os.kill(pid, signal.SIGKILL)
+            _kill_pids({pid})
     _reap(pid)
     pidfile.unlink()
 
@@ -623,14 +653,15 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _kill_pids(pids: set[int]) -> None:
+def _kill_pids(pids: set[int], sig: signal.Signals = signal.SIGKILL) -> None:
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it exited meanwhile: fine
+            os.kill(pid, sig)
 
 
 def _cgroup_v1_hierarchies() -> list[Path]:
-    return [p for p in CGROUP_ROOT.iterdir() if (p / "cgroup.procs").exists() and not (p / "cgroup.controllers").exists()]
+    # cgroup2 (the "unified" mount) is the one with a cgroup.controllers file.
+    return [p for p in CGROUP_ROOT.iterdir() if (p / "tasks").exists() and not (p / "cgroup.controllers").exists()]
 
 
 def _kill_pod_processes(timeout: float = 10.0) -> None:
@@ -646,12 +677,11 @@ def _kill_pod_processes(timeout: float = 10.0) -> None:
 
 
 def _remove_pod_cgroups() -> None:
-    for hierarchy in _cgroup_v1_hierarchies():
-        parent = hierarchy / CGROUP_PARENT
-        if parent.exists():
-            for directory, _, _ in sorted(os.walk(parent), key=lambda entry: -len(entry[0])):
-                with contextlib.suppress(OSError):  # a just-killed process may linger a moment
-                    os.rmdir(directory)
+    # Every hierarchy, cgroup2 included: kubelet's cgroup library mirrors pod cgroups there too.
+    for parent in CGROUP_ROOT.glob(f"*/{CGROUP_PARENT}"):
+        for directory, _, _ in sorted(os.walk(parent), key=lambda entry: -len(entry[0])):
+            with contextlib.suppress(OSError):  # a just-killed process may linger a moment
+                os.rmdir(directory)
 
 
 def _our_shims() -> set[int]:

@@ -71,8 +71,9 @@ def _cached_layout(
 ) -> Path:
     """Return IMAGE_CACHE/v<CONTENT_VERSION>/<name>, building it with `fill(rootfs)` if missing.
 
-    `config` are `umoci config` options (entrypoint or command). The layout is built in a temporary directory beside its final place and renamed at the end,
-    so an interrupted build never leaves a half-made layout that looks cached.
+    `config` are `umoci config` options (entrypoint or command). The layout is built in a
+    temporary directory beside its final place and renamed at the end, so an interrupted build
+    never leaves a half-made layout that looks cached.
     """
     layout = IMAGE_CACHE / f"v{CONTENT_VERSION}" / name
     if (layout / "index.json").exists():
@@ -89,7 +90,12 @@ def _cached_layout(
         _run(["umoci", "repack", "--image", image, str(bundle)])
         _run(["umoci", "config", "--image", image, *config])
         _run(["umoci", "gc", "--layout", str(building)])
-        building.rename(layout)
+        try:
+            building.rename(layout)
+        except OSError:
+            if not (layout / "index.json").exists():
+                raise
+            # Another process built the same content meanwhile; its copy is as good as ours.
     return layout
 
 
@@ -97,4 +103,5 @@ def _run(cmd: list[str]) -> None:
     """Run a build step; on failure the exception carries the step's own output."""
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-3000:]}{result.stdout[-2000:]}")
+        output = (result.stderr + result.stdout)[-3000:]
+        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}):\n{output}")

@@ -2,11 +2,12 @@
 
 import os
 import pwd
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from localsite.users import ensure_user
 
 GRID_USERS = {"ark-alice": 20011, "ark-bob": 20012}
 
@@ -23,11 +24,7 @@ def pytest_collection_modifyitems(items):
 def grid_users() -> dict[str, pwd.struct_passwd]:
     """Unprivileged local accounts that grid users are mapped to."""
     for name, uid in GRID_USERS.items():
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            subprocess.run(["useradd", "--uid", str(uid), "--user-group", "--no-create-home",
-                            "--shell", "/usr/sbin/nologin", name], check=True)
+        ensure_user(name, uid)
     return {name: pwd.getpwnam(name) for name in GRID_USERS}
 
 
