@@ -1,7 +1,9 @@
 """The A-REX side of arkd: what submit-, scan- and cancel-kubernetes-job run.
 
-Standard library only (see protocol.py). Output on stdout is what A-REX shows the grid user when
-a submission fails, so failures print one line and exit 1.
+Standard library only (see protocol.py). A failure prints one line and exits 1. The line goes to
+stdout (ARC's LRMS contract) and to stderr, because A-REX 6.17 appends a script's stderr to the
+job's error log, which is where a grid user reads it (`arccat -l`); it keeps only a generic
+"Job submission to LRMS failed" as the job's error.
 """
 
 import argparse
@@ -54,12 +56,16 @@ def main(argv: list[str] | None = None) -> int:
             if reply.get("ok"):
                 print(json.dumps(reply["info"]))
     except OSError as e:
-        print(f"arkd is not reachable at {args.socket}: {e.strerror or e}")
-        return 1
+        return _fail(f"arkd is not reachable at {args.socket}: {e.strerror or e}")
     if not reply.get("ok"):
-        print(reply.get("error", "arkd refused the request without a reason"))
-        return 1
+        return _fail(reply.get("error", "arkd refused the request without a reason"))
     return 0
+
+
+def _fail(message: str) -> int:
+    print(message)
+    print(f"ERROR: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from .users import ensure_user
+
 USR = Path("/usr")
 HOSTNAME = "localhost"  # name the client dials; the host cert is issued for it
 USER_DN_CN = "ARK Test User"
@@ -103,23 +105,6 @@ def _run(cmd: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | No
     if proc.returncode != 0:
         raise ArexError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}")
     return proc.stdout
-
-
-def _ensure_unix_user(name: str, uid: int) -> tuple[int, int]:
-    """Create the non-root account jobs are mapped to; reuse it when it already exists."""
-    try:
-        pw = pwd.getpwnam(name)
-        return pw.pw_uid, pw.pw_gid
-    except KeyError:
-        pass
-    try:
-        gid = grp.getgrnam(name).gr_gid
-    except KeyError:
-        _run(["groupadd", "-g", str(uid), name])
-        gid = uid
-    _run(["useradd", "-u", str(uid), "-g", str(gid), "-M", "-d", "/nonexistent",
-          "-s", "/usr/sbin/nologin", name])
-    return uid, gid
 
 
 def _check_traversable(path: Path) -> None:
@@ -427,7 +412,7 @@ def start_arex(
         raise ArexError(f"work dir {workdir} is not empty")
     workdir.chmod(0o755)
     _check_traversable(workdir)
-    uid, gid = _ensure_unix_user(unix_user, uid)
+    uid, gid = ensure_user(unix_user, uid)
     group = grp.getgrgid(gid).gr_name
 
     w = {name: workdir / name for name in

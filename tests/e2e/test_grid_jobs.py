@@ -27,10 +27,10 @@ def test_a_job_exiting_3_fails_with_code_3(arc, tmp_path):
 
 
 def test_a_walltime_overrun_fails_with_a_clear_message(arc, tmp_path):
-    job = arc.submit(xrsl(executable='"/bin/sleep"', arguments='"600"', walltime='"1"', jobname='"overrun"'),
+    job = arc.submit(xrsl(executable='"/bin/sleep"', arguments='"600"', walltime='"PT10S"', jobname='"overrun"'),
                      cwd=tmp_path)
     assert arc.wait(job, timeout=300) == "Failed"
-    assert "wall time limit of 60 s" in arc.details(job).get("Error", "")
+    assert arc.details(job)["Job Error"] == "LRMS error: (271) job exceeded its wall time limit of 10 s and was stopped"
 
 
 def test_arckill_ends_a_running_job_as_killed(arc, tmp_path):
@@ -41,7 +41,9 @@ def test_arckill_ends_a_running_job_as_killed(arc, tmp_path):
 
 
 def test_an_image_outside_the_vo_allowlist_is_refused_at_submit(arc, tmp_path):
-    job = arc.submit(xrsl(executable='"/bin/true"', runtimeenvironment='("ENV/CONTAINER" "evil/root:1")',
+    job = arc.submit(xrsl(executable='"/bin/true"', runtimeenvironment='"ENV/CONTAINER" "evil/root:1"',
                           jobname='"evil"'), cwd=tmp_path)
     assert arc.wait(job, timeout=240) == "Failed"
-    assert "not allowed for VO alpha" in arc.details(job).get("Error", "")
+    assert arc.details(job)["Job Error"] == "Job submission to LRMS failed"
+    log = arc.run("arccat", "-z", str(arc.conffile), "-j", str(arc.joblist), "-l", job)
+    assert "ERROR: image 'evil/root:1' is not allowed for VO alpha (allowed: base:1, missing:1)" in log
