@@ -19,8 +19,9 @@ SCAN_PERIOD = 30  # arkd reports completions itself; scan only catches what fell
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="arkd-client", description="Talk to arkd on behalf of A-REX.")
-    parser.add_argument("--socket", default=os.environ.get("ARKD_SOCKET") or DEFAULT_SOCKET,
-                        help="arkd's Unix socket (default: $ARKD_SOCKET or %(default)s)")
+    parser.add_argument("--socket", default=default_socket(),
+                        help="arkd's Unix socket (default: $ARKD_SOCKET, else 'socket' in [custom:kubernetes] "
+                        f"of $ARC_CONFIG, else {DEFAULT_SOCKET})")
     sub = parser.add_subparsers(dest="op", required=True)
     submit = sub.add_parser("submit", help="hand a job to arkd and record its local id in the GRAMI")
     submit.add_argument("grami")
@@ -60,6 +61,29 @@ def main(argv: list[str] | None = None) -> int:
     if not reply.get("ok"):
         return _fail(reply.get("error", "arkd refused the request without a reason"))
     return 0
+
+
+def default_socket() -> str:
+    if os.environ.get("ARKD_SOCKET"):
+        return os.environ["ARKD_SOCKET"]
+    return _custom_option(os.environ.get("ARC_CONFIG", ""), "socket") or DEFAULT_SOCKET
+
+
+def _custom_option(arc_conf: str, key: str) -> str | None:
+    """One key of arc.conf's [custom:kubernetes] block, read without starting ARC's parser."""
+    try:
+        with open(arc_conf) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    in_block = False
+    for line in lines:
+        line = line.strip()
+        if line.startswith("["):
+            in_block = line == "[custom:kubernetes]"
+        elif in_block and "=" in line and line.split("=", 1)[0].strip() == key:
+            return line.split("=", 1)[1].strip().strip('"') or None
+    return None
 
 
 def _fail(message: str) -> int:

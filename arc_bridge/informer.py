@@ -23,9 +23,13 @@ def key_of(obj: Obj) -> str:
 
 
 class Informer:
-    def __init__(self, kube: Kube, kind: str, on_change: Callable[[str, Obj], None]):
-        self.kube, self.kind, self.on_change = kube, kind, on_change
+    """`index` names each object by a secondary key (the ARC job id) for O(1) lookups."""
+
+    def __init__(self, kube: Kube, kind: str, on_change: Callable[[str, Obj], None],
+                 index: Callable[[Obj], str | None]):
+        self.kube, self.kind, self.on_change, self.index = kube, kind, on_change, index
         self.cache: dict[str, Obj] = {}
+        self._by_index: dict[str, dict[str, Obj]] = {}
         self.lock = threading.Lock()
         self.synced = threading.Event()
         self._stop = threading.Event()
@@ -41,6 +45,25 @@ class Informer:
         with self.lock:
             return list(self.cache.values())
 
+    def lookup(self, index_key: str) -> list[Obj]:
+        with self.lock:
+            return list(self._by_index.get(index_key, {}).values())
+
+    def _put(self, obj: Obj) -> None:
+        key = key_of(obj)
+        self._drop(key)
+        self.cache[key] = obj
+        if (ikey := self.index(obj)) is not None:
+            self._by_index.setdefault(ikey, {})[key] = obj
+
+    def _drop(self, key: str) -> None:
+        old = self.cache.pop(key, None)
+        if old is not None and (ikey := self.index(old)) is not None:
+            bucket = self._by_index.get(ikey, {})
+            bucket.pop(key, None)
+            if not bucket:
+                self._by_index.pop(ikey, None)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -55,10 +78,12 @@ class Informer:
 
     def _relist(self) -> str:
         items, version = self.kube.list_objects(self.kind)
-        fresh = {key_of(o): o for o in items}
+        fresh = {key_of(o) for o in items}
         with self.lock:
             vanished = [o for k, o in self.cache.items() if k not in fresh]
-            self.cache = fresh
+            self.cache, self._by_index = {}, {}
+            for obj in items:
+                self._put(obj)
         for obj in vanished:
             self.on_change("DELETED", obj)
         for obj in items:
@@ -73,8 +98,8 @@ class Informer:
                 continue
             with self.lock:
                 if kind == "DELETED":
-                    self.cache.pop(key_of(obj), None)
+                    self._drop(key_of(obj))
                 else:
-                    self.cache[key_of(obj)] = obj
+                    self._put(obj)
             self.on_change(kind, obj)
         return version

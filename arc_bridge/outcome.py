@@ -53,13 +53,17 @@ def job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime, 
         if failed.get("reason") == "DeadlineExceeded":
             limit = meta.get("annotations", {}).get(ANN_WALLTIME, "?")
             return Outcome(SIGTERM_CODE, f"job exceeded its wall time limit of {limit} s and was stopped", node, start, end)
-        return _pod_failure(meta, pod, node, start, end) or Outcome(
+        return _pod_outcome(meta, pod, node, start, end) or Outcome(
             LOST_CODE, f"Kubernetes failed the job: {failed.get('message') or failed.get('reason')}", node, start, end
         )
     if pod is not None:
         pod_status = pod.get("status") or {}
         if pod_status.get("reason") in ("Evicted", "NodeLost") or pod_status.get("phase") == "Unknown":
-            return _pod_failure(meta, pod, node, start, now)
+            return _pod_outcome(meta, pod, node, start, now)
+        # With backoffLimit 0 a pod that ended by itself is the job's end: no need to wait for the
+        # Job controller. A pod being deleted was stopped (deadline, cancel): the Job says why.
+        if pod_status.get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
+            return _pod_outcome(meta, pod, node, start, end or now)
         waiting = _container(pod).get("state", {}).get("waiting") or {}
         created = parse_time(pod.get("metadata", {}).get("creationTimestamp")) or now
         if waiting.get("reason") in PULL_FAILURES and (now - created).total_seconds() >= pull_grace:
@@ -78,7 +82,7 @@ def deleted_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: dateti
     return Outcome(LOST_CODE, "job was deleted from Kubernetes by someone other than arkd", node, start, now)
 
 
-def _pod_failure(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
+def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
                  start: datetime | None, end: datetime | None) -> Outcome | None:
     if pod is None:
         return None
@@ -95,7 +99,7 @@ def _pod_failure(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
     if terminated.get("reason") == "OOMKilled":
         limit = meta.get("annotations", {}).get(ANN_MEMORY, "?")
         return Outcome(SIGKILL_CODE, f"job was killed for using more than its memory limit of {limit} MB", node, start, end)
-    return Outcome(code, f"job exited with code {code}", node, start, end)
+    return Outcome(code, f"job exited with code {code}" if code else "", node, start, end)
 
 
 def _container(pod: dict[str, Any] | None) -> dict[str, Any]:

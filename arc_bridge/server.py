@@ -61,7 +61,7 @@ class SocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         if op == "scan":
             return {"lost": self.bridge.scan(caller)}
         if op == "info":
-            return {"info": self.bridge.info()}
+            return {"info": self.bridge.info(caller)}
         raise protocol.ProtocolError(f"unknown operation {str(op)[:40]!r}")
 
 

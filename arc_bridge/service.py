@@ -19,7 +19,7 @@ from .grami import parse_grami
 from .informer import Informer, Obj
 from .job import GRID_ID, job_from_grami
 from .kube import Kube
-from .outcome import LOST_CODE, Outcome, deleted_outcome, job_outcome
+from .outcome import LOST_CODE, PULL_FAILURES, Outcome, deleted_outcome, job_outcome
 from .infosys import summarise
 from .translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, Caller, build_job, k8s_name
 
@@ -41,8 +41,8 @@ class Bridge:
         self.config, self.kube = config, kube
         self.controldir = ControlDir(config.controldir)
         self.lock = threading.RLock()
-        self.jobs = Informer(kube, "jobs", self._on_job)
-        self.pods = Informer(kube, "pods", self._on_pod)
+        self.jobs = Informer(kube, "jobs", self._on_job, _grid_id_of)
+        self.pods = Informer(kube, "pods", self._on_pod, _grid_id_of)
         self._stop = threading.Event()
 
     # --- life cycle -----------------------------------------------------------------------
@@ -123,7 +123,9 @@ class Bridge:
             raise NotAllowed("only A-REX (root) may trigger a scan")
         return self.reconcile()
 
-    def info(self) -> dict[str, Any]:
+    def info(self, caller: Caller) -> dict[str, Any]:
+        if caller.uid != 0:
+            raise NotAllowed("only root (the infoprovider, site admins) may read the site summary")
         return summarise(self.config, self.kube.nodes(), self.jobs.items(), self.pods.items())
 
     # --- recording ------------------------------------------------------------------------
@@ -136,7 +138,7 @@ class Bridge:
                 self._settle(job)
 
     def _on_pod(self, kind: str, pod: Obj) -> None:
-        grid_id = pod["metadata"].get("labels", {}).get(LABEL_JOB_ID)
+        grid_id = _grid_id_of(pod)
         with self.lock:
             job = self._cached_job(grid_id) if grid_id else None
             if job is not None:
@@ -145,7 +147,8 @@ class Bridge:
     def _tick(self) -> None:
         # Image-pull grace periods expire without any event; look at the cache, not the API.
         while not self._stop.wait(TICK_SECONDS):
-            for job in self.jobs.items():
+            stuck = {_grid_id_of(p) for p in self.pods.items() if _pulling_failed(p)}
+            for job in (j for grid_id in stuck if grid_id for j in self.jobs.lookup(grid_id)):
                 with self.lock:
                     try:
                         self._settle(job)
@@ -184,8 +187,7 @@ class Bridge:
     # --- lookups --------------------------------------------------------------------------
 
     def _cached_job(self, grid_id: str) -> Obj | None:
-        name = k8s_name(grid_id)
-        return next((j for j in self.jobs.items() if j["metadata"]["name"] == name), None)
+        return next(iter(self.jobs.lookup(grid_id)), None)
 
     def _fetch_job(self, grid_id: str) -> Obj | None:
         name = k8s_name(grid_id)
@@ -195,7 +197,7 @@ class Bridge:
         return None
 
     def _pod_of(self, grid_id: str) -> Obj | None:
-        pods = [p for p in self.pods.items() if p["metadata"].get("labels", {}).get(LABEL_JOB_ID) == grid_id]
+        pods = self.pods.lookup(grid_id)
         return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)
 
     def _local_id(self, grid_id: str) -> str | None:
@@ -212,6 +214,15 @@ class Bridge:
             return Path(line.split("=", 1)[1])
         except (OSError, StopIteration):
             return self.config.session_roots[0] / grid_id
+
+
+def _grid_id_of(obj: Obj) -> str | None:
+    return obj["metadata"].get("labels", {}).get(LABEL_JOB_ID)
+
+
+def _pulling_failed(pod: Obj) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any((s.get("state") or {}).get("waiting", {}).get("reason") in PULL_FAILURES for s in statuses)
 
 
 def _owner(path: Path) -> int:

@@ -179,16 +179,16 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="ark-bench-", dir="/tmp"))
     work.chmod(0o755)
-    log = lambda msg: print(f"==> {msg}", file=sys.stderr)
+    log = lambda msg: print(msg, file=sys.stderr)
     with running_cluster(work / "k8s", node_labels={"ark.nordugrid.org/queue": "default"},
                          vo_images=["vo-alpha/base:1"], progress=log) as cluster:
         bench = Bench(cluster, work)
         try:
-            log(f"submit-kubernetes-job x{args.submits}")
+            log(f"==> submit-kubernetes-job x{args.submits}")
             submit = bench.measure_submit(args.submits)
-            log(f"creating {args.creates} Jobs raw and through arkd")
+            log(f"==> creating {args.creates} Jobs raw and through arkd")
             arkd_rate, raw_rate = bench.measure_create(args.creates, args.workers)
-            log(f"{args.notices} jobs to measure the notice latency")
+            log(f"==> {args.notices} jobs to measure the notice latency")
             notice = bench.measure_notice(args.notices, parallel=2)
         finally:
             bench.arkd.stop()

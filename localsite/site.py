@@ -10,10 +10,6 @@ from .arex import Arex, running_arex
 from .bridge import apply_site_manifests, bridge_config, install_lrms, start_arkd
 from .cluster import Cluster
 
-# The infoprovider module finds arkd at its default socket, as on a deployed CE.
-ARKD_SOCKET = "/run/arkd/arkd.sock"
-
-
 @contextlib.contextmanager
 def running_grid_site(cluster: Cluster, work: Path, *, grid_user: str = "arkuser", uid: int = 20001,
                       progress: Callable[[str], None] = print) -> Iterator[Arex]:
@@ -21,7 +17,7 @@ def running_grid_site(cluster: Cluster, work: Path, *, grid_user: str = "arkuser
     arex_dir = work / "arex"
     lrms = work / "lrms"
     install_lrms(lrms)
-    config = bridge_config(cluster, work, {"alpha": [grid_user]}, socket=ARKD_SOCKET,
+    config = bridge_config(cluster, work, {"alpha": [grid_user]},
                            controldir=str(arex_dir / "control"), session_roots=[str(arex_dir / "session")])
     config_path = work / "bridge.yaml"
     config_path.write_text(yaml.safe_dump(config))
@@ -31,7 +27,8 @@ def running_grid_site(cluster: Cluster, work: Path, *, grid_user: str = "arkuser
     arkd = start_arkd(config_path, work / "arkd.log")
     try:
         progress("==> site: starting A-REX with lrms = kubernetes")
-        with running_arex(arex_dir, lrms="kubernetes", unix_user=grid_user, uid=uid,
+        with running_arex(arex_dir, lrms="kubernetes", custom={"socket": config["socket"]},
+                          unix_user=grid_user, uid=uid,
                           rtes={"ENV/CONTAINER": "", "ENV/TEST": ""},
                           extra_lrms_files={str(p.relative_to(lrms)): p for p in lrms.rglob("*") if p.is_file()},
                           infoprovider_period=2, progress=progress) as arex:

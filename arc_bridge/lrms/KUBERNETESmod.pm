@@ -21,11 +21,12 @@ sub get_lrms_options_schema {
     };
 }
 
+# The client finds arkd's socket as the LRMS scripts do: [custom:kubernetes] socket in $ARC_CONFIG,
+# which A-REX passes to the infoprovider, else /run/arkd/arkd.sock.
 sub arkd_info {
     my $dir = dirname(__FILE__);
-    my $socket = $ENV{ARKD_SOCKET} || '/run/arkd/arkd.sock';
     local $ENV{PYTHONPATH} = "$dir/ark";
-    my $out = `/usr/bin/python3 -m arc_bridge.client --socket '$socket' info`;
+    my $out = `/usr/bin/python3 -S -m arc_bridge.client info`;
     if ($? != 0) {
         $log->warning("arkd did not answer: $out");
         return undef;

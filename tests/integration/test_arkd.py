@@ -141,9 +141,11 @@ def test_only_arex_may_trigger_a_scan(site):
     assert site.client("root", "scan", str(site.controldir.root), "--period", "0").returncode == 0
 
 
-def test_info_reports_the_node_and_running_jobs(site):
+def test_info_reports_the_node_and_running_jobs_to_root_only(site):
     import json
 
+    refused = site.client("ark-bob", "info")
+    assert refused.returncode == 1 and "only root" in refused.stdout
     job = site.new_job("ark-bob", "sleep 20\n")
     assert site.submit(job).returncode == 0
     deadline = time.monotonic() + 30

@@ -43,6 +43,14 @@ def test_success_reports_code_zero_node_and_times():
     assert (out.end - out.start) == timedelta(minutes=5)
 
 
+def test_a_pod_that_ended_by_itself_decides_before_the_job_controller_does():
+    assert job_outcome(job(), pod(terminated(0), "Succeeded"), NOW, 60).lrms_done() == "0"
+    assert job_outcome(job(), pod(terminated(5, "Error"), "Failed"), NOW, 60).lrms_done() == "5 job exited with code 5"
+    stopped = pod(terminated(143, "Error"), "Failed")
+    stopped["metadata"]["deletionTimestamp"] = T1
+    assert job_outcome(job(), stopped, NOW, 60) is None  # the Job's condition will say why
+
+
 def test_a_payload_exit_code_is_passed_on():
     out = job_outcome(job("Failed", "BackoffLimitExceeded"), pod(terminated(3, "Error"), "Failed"), NOW, 60)
     assert out.lrms_done() == "3 job exited with code 3"
