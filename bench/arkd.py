@@ -72,7 +72,7 @@ class Bench:
         session.mkdir(mode=0o700)
         os.chown(session, self.uid, self.gid)
         fields = {"directory": str(session), "controldir": str(self.control), "gridid": grid_id, "queue": queue,
-                  "memory": "32", "walltime": "300", "stdout": f"{session}/out", "stderr": f"{session}/err",
+                  "env_0": f"GRID_GLOBAL_JOBID=https://localhost/arex/{grid_id}", "memory": "32", "walltime": "300", "stdout": f"{session}/out", "stderr": f"{session}/err",
                   **{f"arg_{i}": a for i, a in enumerate(script_args)}}
         grami = self.control / f"job.{grid_id}.grami"
         grami.write_text("".join(f"joboption_{k}={quote(v)}\n" for k, v in fields.items()))
