@@ -23,10 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         "watch the Jobs, and report every result back to A-REX's control directory.",
     )
     parser.add_argument("--config", type=Path, default=Path("/etc/ark/bridge.yaml"), help="bridge configuration (default %(default)s)")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log every request and event")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every watch event")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger("arc_bridge").setLevel(logging.DEBUG)
     try:
         config = load_config(args.config)
     except ConfigError as e:

@@ -96,6 +96,7 @@ class Informer:
             version = obj["metadata"]["resourceVersion"]
             if kind == "BOOKMARK":
                 continue
+            log.debug("%s %s %s phase=%s", kind, self.kind, key_of(obj), (obj.get("status") or {}).get("phase"))
             with self.lock:
                 if kind == "DELETED":
                     self._drop(key_of(obj))
