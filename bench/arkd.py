@@ -10,11 +10,14 @@
   on the CE. These jobs go straight to arkd's socket with a one-line script that ends by writing
   the time, so the figure is not blurred by the ARC job script's epilogue; their submissions
   are spread at random against the kubelet's 1 s status relist, which dominates the figure.
+- arkd_share_p99_ms: of that, the part spent in arkd: from the watch event that shows the pod
+  ended to `.lrms_done` written, read from arkd's own --verbose log.
 """
 
 import argparse
 import os
 import random
+import re
 import secrets
 import shutil
 import statistics
@@ -22,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -68,7 +71,7 @@ class Bench:
             f"tmpdir = {work / 'tmp'}\n\n[lrms]\nlrms = kubernetes\n\n[custom:kubernetes]\nsocket = {config['socket']}\n\n"
             "[queue:default]\n\n[queue:parked]\n")
         apply_site_manifests(cluster, self.config_path)
-        self.arkd = start_arkd(self.config_path, work / "arkd.log")
+        self.arkd = start_arkd(self.config_path, work / "arkd.log", verbose=True)
 
     def new_job(self, queue: str, script_args: list[str]) -> tuple[str, Path]:
         grid_id = secrets.token_hex(12)
@@ -164,6 +167,18 @@ class Bench:
                 latencies.append(done.stat().st_mtime - ended)
         return latencies
 
+    def arkd_share(self) -> list[float]:
+        """Per job: time from the first 'pod ended' watch event to the 'ended' record, from the log."""
+        seen: dict[str, datetime] = {}
+        shares = []
+        for line in (self.work / "arkd.log").read_text().splitlines():
+            stamp = line[:23]
+            if m := re.search(r"MODIFIED pods \S+/ark-([0-9a-f]+)-\w+-\w+ phase=(Succeeded|Failed)", line):
+                seen.setdefault(m.group(1)[:24], datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f"))
+            elif (m := re.search(r"job ([0-9a-f]+) ended", line)) and m.group(1)[:24] in seen:
+                shares.append((datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f") - seen[m.group(1)[:24]]).total_seconds())
+        return shares
+
 
 DRIVER = """
 import sys, time
@@ -203,6 +218,7 @@ def main() -> None:
             arkd_rate, raw_rate = bench.measure_create(args.creates, args.workers)
             log(f"==> {args.notices} jobs to measure the notice latency")
             notice = bench.measure_notice(args.notices, parallel=2)
+            share = bench.arkd_share()
         finally:
             bench.arkd.stop()
     shutil.rmtree(work, ignore_errors=True)
@@ -215,6 +231,8 @@ def main() -> None:
     print(f"notice_p99_ms={percentile(notice, 99) * 1000:.1f}")
     print(f"notice_max_ms={max(notice) * 1000:.1f}")
     print(f"notice_mean_ms={statistics.mean(notice) * 1000:.1f}")
+    print(f"arkd_share_p50_ms={percentile(share, 50) * 1000:.1f}")
+    print(f"arkd_share_p99_ms={percentile(share, 99) * 1000:.1f}")
 
 
 if __name__ == "__main__":

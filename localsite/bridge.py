@@ -79,13 +79,14 @@ class Arkd:
                 self.process.wait()
 
 
-def start_arkd(config_path: Path, log: Path, timeout: float = 30) -> Arkd:
+def start_arkd(config_path: Path, log: Path, timeout: float = 30, verbose: bool = False) -> Arkd:
     config = yaml.safe_load(config_path.read_text())
     socket = Path(config["socket"])
     socket.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "arc_bridge.daemon", "--config", str(config_path)],
+        process = subprocess.Popen([sys.executable, "-m", "arc_bridge.daemon", "--config", str(config_path),
+                                    *(["--verbose"] if verbose else [])],
                                    stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     arkd = Arkd(config_path, socket, log, process)
     deadline = time.monotonic() + timeout
