@@ -106,14 +106,16 @@ class Bridge:
         with self.lock:
             job = self._cached_job(grid_id) or self._fetch_job(grid_id)
             if job is None:
+                # Not (yet) in Kubernetes: the session directory's owner is the job's owner.
+                session = self._session_of_unknown(grid_id)
+                if caller.uid not in (0, _owner(session)):
+                    raise NotAllowed(f"job {grid_id} belongs to another user")
                 if not self.controldir.is_done(grid_id) and self.controldir.state(grid_id) is not None:
                     outcome = Outcome(LOST_CODE, "job was cancelled before it reached Kubernetes",
                                       end=datetime.now(timezone.utc), cancelled=True)
-                    session = self._session_of_unknown(grid_id)
                     self.controldir.record(grid_id, session, _owner(session), outcome)
                 return
-            owner = job["metadata"]["labels"].get(LABEL_UID)
-            if caller.uid != 0 and owner != str(caller.uid):
+            if caller.uid not in (0, int(job["metadata"]["labels"].get(LABEL_UID, -1))):
                 raise NotAllowed(f"job {grid_id} belongs to another user")
             log.info("cancelling job %s for %s", grid_id, caller.user)
             self.kube.cancel_job(job["metadata"]["namespace"], job["metadata"]["name"])

@@ -4,7 +4,10 @@ Each test submits through the stdlib client as a mapped user over arkd's socket,
 scripts do, and reads the result where A-REX reads it.
 """
 
+import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -142,8 +145,6 @@ def test_only_arex_may_trigger_a_scan(site):
 
 
 def test_info_reports_the_node_and_running_jobs_to_root_only(site):
-    import json
-
     refused = site.client("ark-bob", "info")
     assert refused.returncode == 1 and "only root" in refused.stdout
     job = site.new_job("ark-bob", "sleep 20\n")
@@ -158,5 +159,9 @@ def test_info_reports_the_node_and_running_jobs_to_root_only(site):
     assert state == "R"
     assert info["nodes"][site.cluster.node_name]["slots"] >= 1
     assert info["queues"]["default"]["running"] >= 1
+    status = subprocess.run([sys.executable, "-m", "arc_bridge.cli", "status", "--socket", site.config["socket"]],
+                            capture_output=True, text=True, check=True).stdout
+    assert f"node {site.cluster.node_name}:" in status
+    assert f"job {site.local_id(job)}: R queue=default" in status
     site.client("ark-bob", "cancel", str(job.grami))
     site.wait_done(job)
