@@ -165,3 +165,12 @@ def test_info_reports_the_node_and_running_jobs_to_root_only(site):
     assert f"job {site.local_id(job)}: R queue=default" in status
     site.client("ark-bob", "cancel", str(job.grami))
     site.wait_done(job)
+
+
+def test_a_job_cancelled_before_it_reached_kubernetes_is_recorded_only_for_its_owner(site):
+    job = site.new_job("ark-alice", "true\n")
+    refused = site.client("ark-bob", "cancel", str(job.grami))
+    assert refused.returncode == 1 and "belongs to another user" in refused.stdout
+    assert not site.controldir.is_done(job.grid_id)
+    assert site.client("ark-alice", "cancel", str(job.grami)).returncode == 0
+    assert site.wait_done(job, timeout=10) == "-1 job was cancelled before it reached Kubernetes"
