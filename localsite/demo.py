@@ -6,6 +6,7 @@ back, prints what came back, and tears everything down (or keeps it with --keep)
 """
 
 import argparse
+import shutil
 import signal
 import tempfile
 import time
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 signal.pthread_sigmask(signal.SIG_BLOCK, signals)
                 signal.sigwait(signals)
             step("tearing down")
+    shutil.rmtree(work, ignore_errors=True)
     step(f"done in {time.monotonic() - t0:.0f} s")
     return 0 if state == "Finished" else 1
 

@@ -2,6 +2,7 @@
 
 import os
 import pwd
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def cluster():
     from localsite.cluster import running_cluster
 
     workdir = Path(tempfile.mkdtemp(prefix="ark-k8s-", dir="/tmp"))
-    with running_cluster(workdir, node_labels={"ark.nordugrid.org/queue": "default"},
-                         vo_images=["vo-alpha/base:1", "vo-beta/base:1"]) as c:
-        yield c
+    try:
+        with running_cluster(workdir, node_labels={"ark.nordugrid.org/queue": "default"},
+                             vo_images=["vo-alpha/base:1", "vo-beta/base:1"]) as c:
+            yield c
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
