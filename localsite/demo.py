@@ -16,7 +16,7 @@ from .cluster import running_cluster
 from .site import running_grid_site
 
 JOB = """&(executable="/bin/sh")
- (arguments="-c" "echo \\"running as uid $(id -u) on $(hostname) in $PWD\\"; tr a-z A-Z < greeting.txt > shout.txt")
+ (arguments="-c" "echo running as uid $(id -u) on node $(uname -n) in $PWD; tr a-z A-Z < greeting.txt > shout.txt")
  (inputfiles=("greeting.txt" ""))
  (outputfiles=("shout.txt" ""))
  (stdout="stdout.txt")
@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     work.chmod(0o755)
     t0 = time.monotonic()
     with running_cluster(work / "k8s", node_labels={"ark.nordugrid.org/queue": "default"},
-                         vo_images=["vo-alpha/base:1"], progress=step) as cluster:
+                         vo_images=["vo-alpha/base:1"]) as cluster:
         step(f"Kubernetes is up: node {cluster.node_name} at {cluster.node_ip}, registry {cluster.registry}")
-        with running_grid_site(cluster, work / "site", progress=step) as arex:
+        with running_grid_site(cluster, work / "site") as arex:
             step(f"A-REX is up at {arex.endpoint} ({time.monotonic() - t0:.0f} s since start)")
             arc = arex.client()
             jobdir = work / "job"
