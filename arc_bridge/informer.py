@@ -85,9 +85,9 @@ class Informer:
             for obj in items:
                 self._put(obj)
         for obj in vanished:
-            self.on_change("DELETED", obj)
+            self._deliver("DELETED", obj)
         for obj in items:
-            self.on_change("SYNC", obj)
+            self._deliver("SYNC", obj)
         self.synced.set()
         return version
 
@@ -102,5 +102,13 @@ class Informer:
                     self._drop(key_of(obj))
                 else:
                     self._put(obj)
-            self.on_change(kind, obj)
+            self._deliver(kind, obj)
         return version
+
+    def _deliver(self, kind: str, obj: Obj) -> None:
+        # One object that cannot be handled (say, an unwritable control file) must not stall the
+        # others; it is retried on the next event or relist.
+        try:
+            self.on_change(kind, obj)
+        except Exception:
+            log.exception("handling %s %s %s failed", kind, self.kind, key_of(obj))
