@@ -1,0 +1,528 @@
+"""Debian 12 test hosts with systemd as PID 1, to prove the Salt states on a real init system.
+
+A host is a systemd-nspawn container booted from a cached debootstrap root file system. It lives
+in its own network namespace `ark-host-N`, joined to the machine by one veth pair (machine side
+10.213.N.1/30, host address 10.213.N.2), and in its own cgroup `ark-host-N` below this process's
+cgroup in every hierarchy. Commands run inside with nsenter into the host's systemd.
+
+Caches, built once per machine and reused by every host:
+  /var/cache/ark/hosts/base-vBASE_VERSION   the debootstrap root (a few minutes to build)
+  /var/cache/ark/salt-wheels                wheels of salt==SALT_VERSION for Debian's python3
+Per host: WORKDIR/root, a copy of the base (seconds), removed at shutdown; WORKDIR/nspawn.log
+keeps the host's console output.
+
+Shutdown stops only what this code started: the host's systemd powers off, and whatever is left
+is killed by PID from the host's own cgroup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localsite.images import SUITE, debian_mirror
+from localsite.netns import Netns
+
+# Bump when BASE_PACKAGES or _prepare_base change, so a stale cached root is not reused.
+BASE_VERSION = "1"
+BASE_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "iproute2", "procps", "python3", "python3-venv", "ca-certificates",
+)
+HOST_CACHE = Path("/var/cache/ark/hosts")
+SALT_VERSION = "3008.4"
+SALT_WHEELS = Path("/var/cache/ark/salt-wheels")
+# The hosts run Debian's python3, and timelib's wheel is compiled: build with the same interpreter,
+# not the pyenv one that runs this code.
+DEBIAN_PYTHON = "/usr/bin/python3"
+SALT_DIR = Path(__file__).resolve().parent.parent / "salt"
+# Inside the host: the Salt virtualenv, and where each highstate finds its state and pillar trees.
+SALT_VENV = "/opt/salt"
+HOST_SALT_ROOTS = "/srv/ark/salt"
+HOST_PILLAR_ROOTS = "/srv/ark/pillar"
+# Relaxed enough for containerd, runc and kubelet to run nested inside the host (field notes).
+SYSCALL_FILTER = (
+    "@system-service @mount @privileged @raw-io @clock @module @reboot @swap @obsolete @cpu-emulation"
+    " keyctl bpf add_key"
+)
+# Commands inside get this environment, not ours (pyenv, pip and virtualenv variables).
+HOST_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+}
+CGROUP_MOUNTS = Path("/sys/fs/cgroup")
+
+Progress = Callable[[str], None]
+
+
+class HostBootError(RuntimeError):
+    """The host did not come up; the message quotes the tail of its console log."""
+
+
+@dataclass
+class Host:
+    name: str  # also its hostname
+    workdir: Path
+    root: Path  # the host's root directory; files written here are visible inside at once
+    netns: Netns
+    cgroup: str  # the host's cgroup, relative to this process's cgroup in each hierarchy
+    nspawn: subprocess.Popen[bytes]
+    init_pid: int = 0  # the host's systemd, as a PID of this machine
+
+    @property
+    def address(self) -> str:
+        return self.netns.node_ip
+
+    def cgroup_dirs(self) -> list[Path]:
+        return list(_own_cgroup_dirs(self.cgroup).values())
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """`argv` run inside the host: in all its namespaces, its root and working directory."""
+        env = [f"{key}={value}" for key, value in HOST_ENV.items()]
+        return ["nsenter", "-t", str(self.init_pid), "-a", "--", "/usr/bin/env", "-i", *env, *argv]
+
+    def run(
+        self, *argv: str, check: bool = False, input: str | None = None, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `argv` inside the host; with check, a failure raises CalledProcessError (with stderr)."""
+        return subprocess.run(
+            self.command(argv),
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+        )
+
+    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        target = self.root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        target.chmod(mode)
+
+    def testinfra(self) -> Any:
+        """A testinfra Host whose commands run inside this host: host.service("x").is_running etc."""
+        # Imported here: testinfra is a test dependency, and the site bring-up also uses this module.
+        import testinfra.host
+        from testinfra.backend.base import BaseBackend
+
+        wrapper = shlex.join(self.command(["/bin/sh", "-c"]))
+
+        class NsenterBackend(BaseBackend):  # testinfra's local backend, commands wrapped by nsenter
+            def run(self, command: str, *args: str, **kwargs: Any) -> Any:
+                cmd = self.get_command(command, *args)
+                out = self.run_local(f"{wrapper} %s", cmd)
+                out.command = self.encode(cmd)
+                return out
+
+        backend = NsenterBackend(self.name)
+        infra = testinfra.host.Host(backend)
+        backend.set_host(infra)
+        return infra
+
+
+# --- cached artifacts ------------------------------------------------------------------------
+
+
+def base_image(progress: Progress = print) -> Path:
+    """The cached root file system every host is copied from; built with debootstrap on first use."""
+    image = HOST_CACHE / f"base-v{BASE_VERSION}"
+    if image.is_dir():
+        return image
+    progress(f"==> building the test host base image {image} (debootstrap, a few minutes, once)")
+    building = image.with_name(f"{image.name}.building-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    building.parent.mkdir(parents=True, exist_ok=True)
+    include = ",".join(BASE_PACKAGES)
+    _run(["debootstrap", "--variant=minbase", f"--include={include}", SUITE, str(building), debian_mirror()])
+    _prepare_base(building)
+    _publish(building, image)
+    return image
+
+
+def _prepare_base(root: Path) -> None:
+    # An empty machine-id makes systemd generate a fresh one at each boot, so hosts differ.
+    (root / "etc/machine-id").write_text("")
+    # Downloaded packages only make every per-host copy slower.
+    for deb in (root / "var/cache/apt/archives").glob("*.deb"):
+        deb.unlink()
+
+
+def salt_wheels(progress: Progress = print) -> Path:
+    """A directory of wheels that installs salt==SALT_VERSION with no index; built on first use."""
+    if any(SALT_WHEELS.glob(f"salt-{SALT_VERSION}-*.whl")):
+        return SALT_WHEELS
+    progress(f"==> building wheels for salt {SALT_VERSION} into {SALT_WHEELS} (compiles timelib, once)")
+    SALT_WHEELS.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="salt-wheels-", dir=SALT_WHEELS.parent) as tmp:
+        venv, building = Path(tmp, "venv"), Path(tmp, "wheels")
+        _run([DEBIAN_PYTHON, "-m", "venv", str(venv)])
+        _run([str(venv / "bin/pip"), "wheel", "--quiet", f"salt=={SALT_VERSION}", "-w", str(building)])
+        _publish(building, SALT_WHEELS)
+    return SALT_WHEELS
+
+
+def _publish(built: Path, target: Path) -> None:
+    """Move a finished build into place; if a concurrent build got there first, keep theirs."""
+    try:
+        built.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(built)
+
+
+# --- boot and shutdown -----------------------------------------------------------------------
+
+
+def boot_host(
+    name: str,
+    workdir: Path,
+    *,
+    index: int = 1,
+    binds: Sequence[str] = (),
+    progress: Progress = print,
+    timeout: float = 120.0,
+) -> Host:
+    """Boot a host and return once its systemd reports running (or degraded).
+
+    `index` (1-199) picks the network namespace ark-host-INDEX and the address 10.213.INDEX.2;
+    hosts that run at the same time need different indexes. `binds` are extra systemd-nspawn
+    --bind values (SRC[:DEST[:OPTIONS]]). On failure everything started so far is undone.
+    """
+    if not 1 <= index <= 199:
+        raise ValueError(f"host index must be 1..199 (10.213.0.0/30 belongs to localsite.cluster): {index}")
+    workdir = workdir.resolve()
+    base = base_image(progress)
+    netns = _netns(index)
+    root = workdir / "root"
+    if root.exists():
+        raise RuntimeError(f"{root} exists: a host from an earlier run? remove it first")
+    if netns.exists():
+        raise RuntimeError(
+            f"network namespace {netns.name} exists: host {index} is running or was left behind by a crashed "
+            f"run; clean up with: python -m localsite.host clean {index}"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    progress(f"==> booting test host {name} ({netns.node_ip}, netns {netns.name})")
+    started = time.monotonic()
+    _run(["cp", "--reflink=auto", "-a", str(base), str(root)])
+    # debootstrap copied this machine's /etc/hostname, and systemd sets the hostname from it.
+    (root / "etc/hostname").write_text(f"{name}\n")
+    netns.create()
+    cgroup = netns.name
+    try:
+        _make_cgroup(cgroup)
+        with (workdir / "nspawn.log").open("wb") as log:
+            nspawn = subprocess.Popen(
+                _nspawn_argv(name, root, netns, cgroup, binds),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Joined before exec, so the host's systemd and all its services land in the cgroup.
+                preexec_fn=lambda: _join_cgroup(cgroup),
+                start_new_session=True,  # a Ctrl-C meant for the caller must not skip the clean shutdown
+            )
+    except BaseException:
+        _remove_cgroup(cgroup)
+        netns.delete()
+        shutil.rmtree(root)
+        raise
+    host = Host(name=name, workdir=workdir, root=root, netns=netns, cgroup=cgroup, nspawn=nspawn)
+    try:
+        _wait_for_boot(host, timeout)
+    except BaseException:
+        shutdown_host(host, progress)
+        raise
+    progress(f"==> test host {name} up in {time.monotonic() - started:.1f} s")
+    return host
+
+
+def _netns(index: int) -> Netns:
+    return Netns(
+        name=f"ark-host-{index}",
+        host_if=f"ark-host{index}",
+        host_ip=f"10.213.{index}.1",
+        node_ip=f"10.213.{index}.2",
+        prefix_len=30,
+    )
+
+
+def _nspawn_argv(name: str, root: Path, netns: Netns, cgroup: str, binds: Sequence[str]) -> list[str]:
+    return [
+        "systemd-nspawn",
+        f"--directory={root}",
+        f"--machine={name}",
+        "--boot",
+        # No machined and no scope unit: this machine has no systemd to register with.
+        "--register=no",
+        "--keep-unit",
+        # nspawn moves the container into the namespace itself and stays in ours: under
+        # `ip netns exec` it would see a fresh /sys without the cgroup hierarchies bound below.
+        f"--network-namespace-path={netns.path}",
+        "--console=pipe",
+        "--capability=all",
+        f"--system-call-filter={SYSCALL_FILTER}",
+        # containerd and kubelet inside need writable cgroup hierarchies and the kernel log.
+        f"--tmpfs={CGROUP_MOUNTS}:mode=755",
+        *(f"--bind={own}:{CGROUP_MOUNTS / hierarchy}" for hierarchy, own in _own_cgroup_dirs(cgroup).items()),
+        "--bind=/dev/kmsg",
+        *(f"--bind={bind}" for bind in binds),
+    ]
+
+
+def _wait_for_boot(host: Host, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    state = "not started"
+    while time.monotonic() < deadline:
+        if host.nspawn.poll() is not None:
+            raise HostBootError(f"systemd-nspawn exited with {host.nspawn.returncode}:\n{_tail(host)}")
+        host.init_pid = host.init_pid or _container_init(host.nspawn.pid)
+        if host.init_pid:
+            state = host.run("systemctl", "is-system-running").stdout.strip() or state
+            if state in ("running", "degraded"):
+                return
+        time.sleep(0.2)
+    raise HostBootError(f"host {host.name} not up after {timeout:.0f} s (systemd: {state}):\n{_tail(host)}")
+
+
+def _container_init(nspawn_pid: int) -> int:
+    """The PID of the container's PID 1: the child of nspawn that is PID 1 in its own namespace."""
+    children = Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children")
+    with contextlib.suppress(OSError):
+        for pid in children.read_text().split():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("NSpid:") and line.split()[-1] == "1" and len(line.split()) > 2:
+                    return int(pid)
+    return 0
+
+
+def _tail(host: Host, lines: int = 30) -> str:
+    log = host.workdir / "nspawn.log"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+def shutdown_host(host: Host, progress: Progress = print, timeout: float = 60.0) -> None:
+    """Power the host off and remove every trace of it but WORKDIR/nspawn.log."""
+    progress(f"==> shutting down test host {host.name}")
+    if host.init_pid and host.nspawn.poll() is None:
+        host.run("systemctl", "poweroff", "--no-block")
+    try:
+        host.nspawn.wait(timeout)
+    except subprocess.TimeoutExpired:
+        # nspawn turns SIGTERM into a clean poweroff request to the host's systemd.
+        host.nspawn.terminate()
+        try:
+            host.nspawn.wait(10)
+        except subprocess.TimeoutExpired:
+            host.nspawn.kill()
+            host.nspawn.wait()
+    _kill_cgroup(host.cgroup)
+    _remove_cgroup(host.cgroup)
+    host.netns.delete()
+    # nspawn mounts only in its own namespace, but a caller's mount below the root would
+    # otherwise let rmtree delete into its source.
+    for mountpoint in _mounts_under(host.root):
+        subprocess.run(["umount", "--lazy", mountpoint], check=True)
+    shutil.rmtree(host.root, ignore_errors=True)
+
+
+def clean(index: int, progress: Progress = print) -> None:
+    """Remove what a crashed run left of host INDEX: its processes, cgroup and network namespace.
+
+    Its root directory stays (only the crashed caller knew where it was)."""
+    netns = _netns(index)
+    progress(f"==> cleaning up test host {index}: processes in cgroup {netns.name}, netns {netns.name}")
+    _kill_cgroup(netns.name)
+    _remove_cgroup(netns.name)
+    netns.delete()
+
+
+@contextlib.contextmanager
+def running_host(name: str, workdir: Path, **options: Any) -> Iterator[Host]:
+    """`with running_host("aio", path) as host:` -- boot_host's options, shutdown on exit."""
+    host = boot_host(name, workdir, **options)
+    try:
+        yield host
+    finally:
+        shutdown_host(host, progress=options.get("progress", print))
+
+
+# --- cgroups ---------------------------------------------------------------------------------
+# Each host gets a cgroup of its own below ours in every hierarchy, bound over the host's
+# /sys/fs/cgroup/HIERARCHY, so its systemd (and a nested kubelet) take it for the root. Binding the
+# machine's whole /sys/fs/cgroup, as in the field notes, put every host's init.scope and
+# system.slice at the machine's top level, shared between hosts and outside our memory cgroup.
+# The cgroup also tells shutdown which processes are left.
+
+
+def _own_cgroup_dirs(name: str) -> dict[str, Path]:
+    """`name` below this process's cgroup in every mounted hierarchy, by hierarchy (e.g. "memory")."""
+    own = {}  # controllers ("" for cgroup2) -> this process's path in that hierarchy
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[frozenset(controllers.split(",")) - {""}] = path
+    dirs = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        fstype, mountpoint, super_options = fields[-3], fields[4], fields[-1].split(",")
+        if fstype not in ("cgroup", "cgroup2") or not mountpoint.startswith(f"{CGROUP_MOUNTS}/"):
+            continue
+        for controllers, path in own.items():
+            if (fstype == "cgroup2") == (not controllers) and controllers <= set(super_options):
+                dirs[Path(mountpoint).name] = Path(mountpoint + path.rstrip("/")) / name
+                break
+    return dirs
+
+
+def _make_cgroup(name: str) -> None:
+    for directory in _own_cgroup_dirs(name).values():
+        directory.mkdir(exist_ok=True)
+        # A new v1 cpuset starts with no CPUs and memory nodes, and joining it fails (ENOSPC).
+        for setting in ("cpuset.cpus", "cpuset.mems"):
+            if (directory / setting).exists():
+                (directory / setting).write_text((directory.parent / setting).read_text())
+
+
+def _join_cgroup(name: str) -> None:
+    for directory in _own_cgroup_dirs(name).values():
+        (directory / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def _cgroup_pids(name: str) -> set[int]:
+    pids = set()
+    for directory in _own_cgroup_dirs(name).values():
+        for procs in directory.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError):
+                pids.update(int(pid) for pid in procs.read_text().split())
+    return pids
+
+
+def _kill_cgroup(name: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (pids := _cgroup_pids(name)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    if pids:
+        raise RuntimeError(f"processes in cgroup {name} survived SIGKILL: {sorted(pids)}")
+
+
+def _remove_cgroup(name: str) -> None:
+    for directory in _own_cgroup_dirs(name).values():
+        if directory.is_dir():
+            # Deepest first: a cgroup directory can only be removed once it has no children.
+            for child in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                child.rmdir()
+            directory.rmdir()
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below `directory` in this mount namespace, deepest first."""
+    prefix = f"{directory}/"
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mountpoint = line.split()[4].encode().decode("unicode_escape")
+        if (mountpoint + "/").startswith(prefix):
+            mounts.append(mountpoint)
+    return sorted(mounts, key=len, reverse=True)
+
+
+# --- Salt inside the host --------------------------------------------------------------------
+
+
+def install_salt(host: Host, progress: Progress = print) -> None:
+    """Install salt==SALT_VERSION in a virtualenv in the host, from the cached wheels, masterless."""
+    wheels = salt_wheels(progress)
+    progress(f"==> installing salt {SALT_VERSION} into test host {host.name}")
+    # A copy, not a bind: nspawn binds are fixed at boot, and the wheels are needed only now.
+    shutil.copytree(wheels, host.root / "var/tmp/salt-wheels")
+    try:
+        host.run(DEBIAN_PYTHON, "-m", "venv", SALT_VENV, check=True)
+        host.run(
+            f"{SALT_VENV}/bin/pip", "install", "--quiet", "--no-index", "--find-links=/var/tmp/salt-wheels",
+            f"salt=={SALT_VERSION}", check=True,
+        )
+    finally:
+        shutil.rmtree(host.root / "var/tmp/salt-wheels")
+    # The host's own /etc/salt: it is a whole machine, so Salt's default places are the right ones.
+    host.write_file(
+        "/etc/salt/minion",
+        json.dumps(
+            {
+                "id": host.name,
+                "file_client": "local",
+                "file_roots": {"base": [HOST_SALT_ROOTS]},
+                "pillar_roots": {"base": [HOST_PILLAR_ROOTS]},
+            },
+            indent=2,
+        ),
+    )
+
+
+def salt_call(host: Host, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """`salt-call --local --retcode-passthrough ARGS` in the host (without passthrough a render
+    error exits 0)."""
+    return host.run(f"{SALT_VENV}/bin/salt-call", "--local", "--retcode-passthrough", *args, timeout=timeout)
+
+
+def highstate(
+    host: Host, pillar_dir: Path, *, salt_dir: Path = SALT_DIR, timeout: float = 1800.0
+) -> tuple[int, dict[str, Any] | list[str]]:
+    """Apply the highstate of `salt_dir` with the pillar of `pillar_dir`: (exit code, result).
+
+    The result maps state keys to their outcome; when rendering fails, Salt returns a list of
+    error messages instead. Both trees are copied in afresh, so each apply sees the caller's
+    current files.
+    """
+    for source, target in ((salt_dir, HOST_SALT_ROOTS), (pillar_dir, HOST_PILLAR_ROOTS)):
+        inside = host.root / target.lstrip("/")
+        shutil.rmtree(inside, ignore_errors=True)
+        shutil.copytree(source, inside)
+    result = salt_call(host, "--out=json", "state.highstate", timeout=timeout)
+    try:
+        return result.returncode, json.loads(result.stdout)["local"]
+    except (json.JSONDecodeError, KeyError):
+        raise RuntimeError(
+            f"salt-call gave no JSON result (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+        ) from None
+
+
+def changed_states(result: dict[str, Any] | list[str]) -> list[str]:
+    """Keys of the states in a highstate result that changed something (a list result: none ran)."""
+    if not isinstance(result, dict):
+        return []
+    return [key for key, state in result.items() if state.get("changes")]
+
+
+def _run(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        raise RuntimeError(f"{argv[0]} failed (exit {result.returncode}):\n{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m localsite.host", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    clean_parser = commands.add_parser("clean", help="remove what a crashed run left of a test host")
+    clean_parser.add_argument("index", type=int, help="the host's index (its netns is ark-host-INDEX)")
+    args = parser.parse_args()
+    clean(args.index)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+# An example ARK site: one host with every role (all-in-one). Copy it, change the addresses,
+# the secrets and the VOs, and run `salt-call state.highstate`. Every key under `ark` is read
+# only through salt/ark/map.jinja, which fills in salt/ark/defaults.yaml for anything left out
+# and refuses a bad value (naming its key here) before anything changes on the host.
+ark:
+  # What this host is: control-plane (etcd, API server, controller-manager, scheduler),
+  # worker (containerd + kubelet), registry (the VOs' image registry), ce (A-REX + arkd).
+  roles: [control-plane, worker, registry, ce]
+
+  # This host's IPv4 address for cluster traffic: the API server, kubelet and registry listen
+  # here, and pods reach the registry here. Not a loopback address (kubectl logs needs a real one).
+  node_ip: 10.213.0.2
+
+  # The site's file mirror: Kubernetes binaries (checked against salt/ark/versions.yaml) and
+  # the arc_bridge wheel with its dependencies. The site needs no other download source.
+  files_repo: http://10.213.0.1:8080/ark-files
+
+  kubernetes:
+    # The version to install: a key of salt/ark/versions.yaml or of `checksums` below.
+    version: "1.20.2"
+    # sha256 of each binary in files_repo/kubernetes/<version>/, merged over versions.yaml; a
+    # version without them is refused. Binaries built locally (as ARK's 1.20.2 from Debian's
+    # source) are not bit-reproducible, so the site lists its own (`sha256sum kube*`):
+    #   "1.20.2": {kube-apiserver: <sha256>, kube-controller-manager: <sha256>,
+    #              kube-scheduler: <sha256>, kubelet: <sha256>, kubectl: <sha256>}
+    checksums: {}
+    # Where the API server listens and clients connect (default: node_ip, 6443).
+    apiserver:
+      address: 10.213.0.2
+      port: 6443
+    # Service and pod address ranges; must not overlap each other or the node network.
+    service_cidr: 10.215.0.0/24
+    pod_cidr: 10.214.0.0/24
+    # This node's Kubernetes name (default: the minion id) and labels; queues select nodes by them.
+    node_name: ark-node-1
+    node_labels:
+      ark.nordugrid.org/queue: default
+    # The cluster-admin kubeconfig the kubernetes formula writes; Salt applies the site's
+    # namespaces, RBAC, quotas and pull secrets with it.
+    admin_kubeconfig: /etc/ark/admin.kubeconfig
+
+  registry:
+    # Where the registry serves TLS with the site PKI (default: node_ip, 5000). VO images live
+    # under <address>:<port>/vo-<VO name>/.
+    address: 10.213.0.2
+    port: 5000
+    # The account containerd and the VOs' pods pull with (an image pull secret in every VO
+    # namespace); needed on registry, worker and ce hosts. Secret: change it.
+    pull_user:
+      name: ark-pull
+      password: change-me-pull
+    # One pushing account per VO, for the VO's image manager. Secrets: change them.
+    push_users:
+      alpha:
+        name: alpha-manager
+        password: change-me-alpha
+    # Garbage collection runs at this systemd OnCalendar time with the registry stopped.
+    gc_schedule: Sun *-*-* 03:00:00
+    # Where image layers are stored.
+    storage: /var/lib/docker-registry
+    # Serving certificate and key, issued by the site PKI (kubernetes formula) for `address`.
+    tls:
+      cert: /etc/ark/pki/registry.crt
+      key: /etc/ark/pki/registry.key
+
+  # One entry per VO: a namespace, a repository prefix in the registry, local accounts.
+  vos:
+    # The VO's name, as in authgroups and the registry prefix vo-<name>: lower-case letters, digits, -.
+    alpha:
+      # Kubernetes namespace of the VO's jobs (default: ark-<VO name>).
+      namespace: ark-alpha
+      # Local accounts A-REX maps the VO's members to, with their uids (unique site-wide,
+      # never 0: A-REX does not run jobs as root).
+      users:
+        arkuser: 20001
+      # Images jobs may use, relative to <registry>/vo-alpha/; anything else is refused at submit.
+      images: [base:1]
+      # Image of a job that names none; must be one of images.
+      default_image: base:1
+      # RTEs the VO may request, each with the image it needs (null: the default image).
+      runtime_environments:
+        ENV/PROXY: null
+      # ResourceQuota of the namespace: total CPU (cores, or m for millicores) and memory
+      # (Ki/Mi/Gi/Ti) of all running jobs; optional pods (count).
+      quota:
+        cpu: "4"
+        memory: 8Gi
+      # LimitRange of the namespace: default_cpu/default_memory for containers that set none,
+      # max_cpu/max_memory as the largest any container may ask for.
+      limits:
+        default_cpu: "1"
+        default_memory: 512Mi
+      # Grid certificate subjects of the VO's members (A-REX authgroup).
+      dns:
+        - /O=Grid/O=ARK Example/CN=Alice
+
+  # Queues as A-REX publishes them: the VOs allowed in and the nodes that run their jobs.
+  queues:
+    default:
+      # VOs whose members may submit here.
+      vos: [alpha]
+      # Node labels (kubernetes:node_labels) a node needs to run this queue's jobs.
+      node_selector:
+        ark.nordugrid.org/queue: default
+      # Longest wall time a job may ask for here (default: bridge:limits:max_walltime_seconds).
+      max_walltime_seconds: 86400
+
+  # PriorityClass per ARC priority band (class: lowest ARC priority, 0-100); a job gets the class
+  # with the highest bound not above its priority (ARC's default is 50). Replaces the defaults.
+  priority_classes:
+    ark-low: 0
+    ark-normal: 40
+    ark-high: 80
+
+  arex:
+    # Host name in the A-REX endpoint and its certificate, and the HTTPS port.
+    hostname: localhost
+    port: 8443
+    # Host certificate: {source: pki} issues one from the site PKI; an admin-provided one is
+    # {cert: /path/hostcert.pem, key: /path/hostkey.pem}.
+    host_cert:
+      source: pki
+    # Address the REST interface listens on (0.0.0.0: every interface).
+    listen: 0.0.0.0
+    # A-REX's control directory and session directory; arkd reads and writes the same paths,
+    # and a job's pod mounts its session directory from the node.
+    controldir: /var/spool/arc/jobstatus
+    sessiondir: /var/spool/arc/sessiondir
+    # Where RTE scripts live, and A-REX's scratch directory (made world-writable and sticky).
+    runtimedir: /var/spool/arc/runtime
+    tmpdir: /var/spool/arc/tmp
+    # Seconds between A-REX's job-processing passes, and between infoprovider runs (null: ARC's
+    # own period; a small value makes arcstat see state changes sooner).
+    wakeupperiod: 180
+    infoprovider_period: null
+
+  bridge:
+    # The arc_bridge wheel under files_repo, with <wheel>.sha256 beside it and its dependencies'
+    # wheels in the same directory.
+    wheel: arc_bridge-0.1.0-py3-none-any.whl
+    # The virtualenv arkd and arc-bridge are installed into.
+    venv: /opt/ark/venv
+    # arkd's Unix socket (/run/DIR/NAME); the LRMS scripts connect to it.
+    socket: /run/arkd/arkd.sock
+    # arkd's credentials: the kubeconfig the kubernetes formula writes for the Kubernetes user
+    # named here, whom the RBAC lets touch only Jobs and pods in the VO namespaces.
+    kubeconfig: /etc/ark/arkd.kubeconfig
+    kubernetes_user: arkd
+    # The RTE through which a job names its image: (runtimeenvironment="ENV/CONTAINER" "tools:2").
+    image_rte: ENV/CONTAINER
+    # How pods see session directories: hostPath (the node's own path; CE and nodes share the
+    # filesystem) or {type: persistentVolumeClaim, claim_name: NAME} (a claim in every VO namespace).
+    session_volume:
+      type: hostPath
+    # Seconds a pod may fail to pull its image before its job fails.
+    image_pull_grace_seconds: 120
+    # Values for jobs that give none, and upper bounds for any job (larger is refused at submit).
+    defaults:
+      memory_mb: 2048
+      walltime_seconds: 86400
+    limits:
+      max_count: 64
+      max_memory_mb: 262144
+      max_walltime_seconds: 1209600

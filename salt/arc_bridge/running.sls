@@ -1,0 +1,15 @@
+{%- from "ark/map.jinja" import ark with context %}
+
+include:
+  - arc_bridge.configured
+  - kubernetes.kubeconfigs
+
+arkd-service-running:
+  service.running:
+    - name: arkd
+    - enable: True
+    - watch:
+      - file: arc-bridge-config-managed
+      - file: arkd-unit-managed
+      - cmd: arc-bridge-package-installed
+      - file: ark-kubeconfig-arkd

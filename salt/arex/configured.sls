@@ -1,0 +1,223 @@
+{%- from "ark/map.jinja" import ark with context %}
+{%- set arex = ark.arex %}
+{#- A-REX-specific checks: a bad value fails the render, before anything on the host changes. #}
+{%- for key in ['hostname', 'port', 'listen', 'host_cert', 'controldir', 'sessiondir', 'tmpdir',
+                'runtimedir', 'wakeupperiod'] %}
+{%-   if arex.get(key) is none %}
+{{ raise('pillar ark:arex:' ~ key ~ ': missing; ark/defaults.yaml should give it a default') }}
+{%-   endif %}
+{%- endfor %}
+{%- if ark.bridge.get('image_rte') is none %}
+{{ raise('pillar ark:bridge:image_rte: missing; ark/defaults.yaml should give it a default') }}
+{%- endif %}
+{%- if not arex.listen | is_ipv4 %}
+{{ raise('pillar ark:arex:listen: ' ~ arex.listen ~ ' is not an IPv4 address (0.0.0.0 means all)') }}
+{%- endif %}
+{%- if arex.port is not number or arex.port < 1 or arex.port > 65535 %}
+{{ raise('pillar ark:arex:port: ' ~ arex.port ~ ' is not a TCP port') }}
+{%- endif %}
+{#- The admin's own files win over the {source: pki} default they are merged with. #}
+{%- set from_pki = not (arex.host_cert.get('cert') or arex.host_cert.get('key')) %}
+{%- if from_pki and arex.host_cert.get('source') == 'pki' %}
+{%-   set cert_source = '/etc/ark/pki/arex.crt' %}
+{%-   set key_source = '/etc/ark/pki/arex.key' %}
+{%- elif arex.host_cert.get('cert') and arex.host_cert.get('key') %}
+{%-   set cert_source = arex.host_cert.cert %}
+{%-   set key_source = arex.host_cert.key %}
+{%- else %}
+{{ raise('pillar ark:arex:host_cert: give {source: pki} or both {cert: PATH, key: PATH}') }}
+{%- endif %}
+{#- The CAs trusted for users' certificates: the site CA unless the admin names a directory
+    (e.g. IGTF's). Never /etc/grid-security/certificates by default: the package's postinst
+    puts a test CA there, with its private key beside it. #}
+{%- set site_ca = not arex.get('x509_cert_dir') %}
+{%- set ca_dir = '/etc/ark/arex/certificates' if site_ca else arex.x509_cert_dir %}
+{%- set owner = {} %}
+{%- for vo, spec in ark.vos | dictsort %}
+{%-   if not spec.users %}
+{{ raise('pillar ark:vos:' ~ vo ~ ':users: A-REX maps the VO to its first account; give at least one') }}
+{%-   endif %}
+{%-   for user, uid in spec.users | dictsort %}
+{%-     if user == 'root' or uid == 0 %}
+{{ raise('pillar ark:vos:' ~ vo ~ ':users:' ~ user ~ ': A-REX never runs jobs as root') }}
+{%-     elif user in owner %}
+{{ raise('pillar ark:vos:' ~ vo ~ ':users:' ~ user ~ ': already an account of VO ' ~ owner[user] ~ '; arkd tells VOs apart by uid') }}
+{%-     endif %}
+{%-     do owner.update({user: vo}) %}
+{%-   endfor %}
+{%-   for dn in spec.dns %}
+{%-     if not dn.startswith('/') or '"' in dn or '\n' in dn %}
+{{ raise('pillar ark:vos:' ~ vo ~ ':dns: ' ~ dn ~ ' is not a /A=b/C=d subject') }}
+{%-     endif %}
+{%-   endfor %}
+{%- endfor %}
+{%- set rtes = [ark.bridge.image_rte] %}
+{%- for vo, spec in ark.vos | dictsort %}
+{%-   for rte in spec.runtime_environments if rte not in rtes %}
+{%-     do rtes.append(rte) %}
+{%-   endfor %}
+{%- endfor %}
+
+include:
+  - arex.installed
+{%- if from_pki or site_ca %}
+  - kubernetes.pki
+{%- endif %}
+
+{% for user, vo in owner | dictsort %}
+{%- set uid = ark.vos[vo].users[user] %}
+ark-arex-group-{{ user }}-present:
+  group.present:
+    - name: {{ user }}
+    - gid: {{ uid }}
+
+ark-arex-account-{{ user }}-present:
+  user.present:
+    - name: {{ user }}
+    - uid: {{ uid }}
+    - gid: {{ uid }}
+    - home: /nonexistent
+    - createhome: False
+    - shell: /usr/sbin/nologin
+    - require:
+      - group: ark-arex-group-{{ user }}-present
+
+{% endfor %}
+{#- Copies, not references: file.managed then reports a changed certificate (also one the
+    admin replaced in place), which restarts both services in arex.running. #}
+ark-arex-host-cert-installed:
+  file.managed:
+    - name: /etc/ark/arex/hostcert.pem
+    - source: {{ cert_source }}
+    - user: root
+    - group: root
+    - mode: '0644'
+    - makedirs: True
+{%- if from_pki %}
+    - require:
+      - x509: ark-pki-arex-cert
+{%- endif %}
+
+ark-arex-host-key-installed:
+  file.managed:
+    - name: /etc/ark/arex/hostkey.pem
+    - source: {{ key_source }}
+    - user: root
+    - group: root
+    - mode: '0600'
+    - makedirs: True
+    - require:
+      - file: ark-arex-host-cert-installed
+
+{%- if site_ca %}
+
+ark-arex-site-ca-installed:
+  file.managed:
+    - name: {{ ca_dir }}/ark-site-ca.pem
+    - source: /etc/ark/pki/ca.crt
+    - user: root
+    - group: root
+    - mode: '0644'
+    - makedirs: True
+    - require:
+      - x509: ark-pki-ca
+
+{#- OpenSSL finds a CA in a directory by its subject hash; rehash replaces stale links, so
+    it only has to run when the link for the current CA is missing. #}
+ark-arex-site-ca-hashed:
+  cmd.run:
+    - name: openssl rehash {{ ca_dir }}
+    - unless: test -e "{{ ca_dir }}/$(openssl x509 -hash -noout -in {{ ca_dir }}/ark-site-ca.pem).0"
+    - require:
+      - file: ark-arex-site-ca-installed
+      - pkg: ark-arex-packages-installed
+{%- endif %}
+
+{% for vo, spec in ark.vos | dictsort %}
+ark-arex-authgroup-{{ vo }}-subjects:
+  file.managed:
+    - name: /etc/ark/arex/authgroups/{{ vo }}.dns
+    - user: root
+    - group: root
+    - mode: '0644'
+    - makedirs: True
+    - contents: |
+{%- for dn in spec.dns %}
+        "{{ dn }}"
+{%- endfor %}
+
+{% endfor %}
+ark-arex-controldir-present:
+  file.directory:
+    - name: {{ arex.controldir }}
+    - user: root
+    - group: root
+    - mode: '0755'
+    - makedirs: True
+
+ark-arex-sessiondir-present:
+  file.directory:
+    - name: {{ arex.sessiondir }}
+    - user: root
+    - group: root
+    - mode: '0755'
+    - makedirs: True
+
+{#- A-REX refuses a tmpdir that is not world-writable and sticky. #}
+ark-arex-tmpdir-present:
+  file.directory:
+    - name: {{ arex.tmpdir }}
+    - user: root
+    - group: root
+    - mode: '1777'
+    - makedirs: True
+
+{#- Made in advance: without it arc-arex-ws-start spends minutes in `openssl dhparam 4096`. #}
+ark-arex-dhparams-present:
+  cmd.run:
+    - name: openssl dhparam -dsaparam -out {{ arex.controldir }}/dhparam.pem 2048
+    - creates: {{ arex.controldir }}/dhparam.pem
+    - umask: '0177'
+    - require:
+      - file: ark-arex-controldir-present
+      - pkg: ark-arex-packages-installed
+
+{#- The bridge reads a job's RTEs itself (the image RTE names the container image); A-REX
+    only has to accept them, so the scripts set nothing. Enabled the way `arcctl rte enable`
+    does it: a link under controldir/rte/enabled. #}
+{%- for rte in rtes %}
+
+ark-arex-rte-{{ rte }}-present:
+  file.managed:
+    - name: {{ arex.runtimedir }}/{{ rte }}
+    - user: root
+    - group: root
+    - mode: '0755'
+    - makedirs: True
+    - contents: '# ARK: {{ rte }} is handled by arkd when it builds the pod.'
+
+ark-arex-rte-{{ rte }}-enabled:
+  file.symlink:
+    - name: {{ arex.controldir }}/rte/enabled/{{ rte }}
+    - target: {{ arex.runtimedir }}/{{ rte }}
+    - makedirs: True
+    - require:
+      - file: ark-arex-rte-{{ rte }}-present
+      - file: ark-arex-controldir-present
+{%- endfor %}
+
+ark-arex-config-managed:
+  file.managed:
+    - name: /etc/arc.conf
+    - source: salt://arex/files/arc.conf.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0644'
+    - context:
+        host_cert: /etc/ark/arex/hostcert.pem
+        host_key: /etc/ark/arex/hostkey.pem
+        ca_dir: {{ ca_dir }}
+        authgroup_dir: /etc/ark/arex/authgroups
+    - require:
+      - pkg: ark-arex-packages-installed

@@ -1,0 +1,5 @@
+{#- A-REX (ARC CE) with lrms = kubernetes: packages, configuration, both services. #}
+include:
+  - arex.installed
+  - arex.configured
+  - arex.running

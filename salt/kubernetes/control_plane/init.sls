@@ -1,0 +1,5 @@
+{#- A single-node control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler. #}
+include:
+  - kubernetes.control_plane.installed
+  - kubernetes.control_plane.configured
+  - kubernetes.control_plane.running

@@ -1,0 +1,30 @@
+{#- containerd restarts without touching running containers (KillMode=process in Debian's unit). #}
+{%- from "ark/map.jinja" import ark with context %}
+
+include:
+  - kubernetes.node.configured
+
+ark-containerd-running:
+  service.running:
+    - name: containerd
+    - enable: True
+    - watch:
+      - file: ark-containerd-configured
+      - file: ark-cni-configured
+      - x509: ark-pki-ca
+      - pkg: ark-node-packages-installed
+
+ark-kubelet-running:
+  service.running:
+    - name: kubelet
+    - enable: True
+    - require:
+      - service: ark-containerd-running
+    - watch:
+      - file: ark-kubelet-unit
+      - file: ark-kubelet-installed
+      - file: ark-kubelet-configured
+      - file: ark-kubeconfig-kubelet
+      - x509: ark-pki-ca
+      - x509: ark-pki-kubelet-cert
+      - x509: ark-pki-kubelet-serving-cert

@@ -1,0 +1,157 @@
+{#- The site PKI: one CA and, per role, the keys and certificates its services present.
+    Keys are EC P-256 (every component accepts them; instant to make) and never rotate; a
+    certificate is reissued 30 days before it expires, and the services watching it restart. #}
+{%- from "ark/map.jinja" import ark with context %}
+{%- from "kubernetes/map.jinja" import k8s with context %}
+{%- set kube = ark.kubernetes %}
+{%- set roles = ark.roles %}
+
+{%- macro san(address) -%}
+{{ 'IP' if address | is_ip else 'DNS' }}:{{ address }}
+{%- endmacro %}
+
+{#- id: the state IDs are ark-pki-<id>-key and ark-pki-<id>-cert. subject: CN, and O for a
+    Kubernetes group. usage: extendedKeyUsage. sans: subjectAltName entries. #}
+{%- macro leaf(id, cert, key, subject, usage, sans=[]) %}
+ark-pki-{{ id }}-key:
+  x509.private_key_managed:
+    - name: {{ key }}
+    - algo: ec
+    - keysize: 256
+    - user: root
+    - group: root
+    - mode: '0600'
+    - makedirs: True
+    - require:
+      - file: ark-pki-dir
+
+ark-pki-{{ id }}-cert:
+  x509.certificate_managed:
+    - name: {{ cert }}
+    - signing_cert: {{ k8s.ca_cert }}
+    - signing_private_key: {{ k8s.ca_key }}
+    - private_key: {{ key }}
+    - subject: {{ subject | json }}
+    - basicConstraints: critical, CA:false
+    - keyUsage: critical, digitalSignature, keyEncipherment
+    - extendedKeyUsage: {{ usage }}
+{%-   if sans %}
+    - subjectAltName: {{ sans | unique | list | json }}
+{%-   endif %}
+    - days_valid: 365
+    - days_remaining: 30
+    - user: root
+    - group: root
+    - mode: '0644'
+    - makedirs: True
+    - require:
+      - x509: ark-pki-ca
+      - x509: ark-pki-{{ id }}-key
+{%- endmacro %}
+
+{#- World-readable: certificates are public; each key file is 0600 on its own. #}
+ark-pki-dir:
+  file.directory:
+    - name: {{ k8s.pki }}
+    - user: root
+    - group: root
+    - mode: '0755'
+    - makedirs: True
+
+ark-pki-ca-key:
+  x509.private_key_managed:
+    - name: {{ k8s.ca_key }}
+    - algo: ec
+    - keysize: 256
+    - user: root
+    - group: root
+    - mode: '0600'
+    - require:
+      - file: ark-pki-dir
+
+ark-pki-ca:
+  x509.certificate_managed:
+    - name: {{ k8s.ca_cert }}
+    - signing_private_key: {{ k8s.ca_key }}
+    - CN: ark-site-ca
+    - basicConstraints: critical, CA:true
+    - keyUsage: critical, keyCertSign, cRLSign, digitalSignature
+    - subjectKeyIdentifier: hash
+    - days_valid: 3650
+    - days_remaining: 90
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - x509: ark-pki-ca-key
+
+{%- if 'control-plane' in roles %}
+{%-   set api_sans = [san(ark.node_ip), san(kube.apiserver.address), 'IP:127.0.0.1', 'IP:' ~ k8s.service_ip,
+                      'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc',
+                      'DNS:kubernetes.default.svc.cluster.local'] %}
+{{ leaf('apiserver', k8s.pki ~ '/apiserver.crt', k8s.pki ~ '/apiserver.key',
+        {'CN': 'kube-apiserver'}, 'serverAuth', api_sans) }}
+{#- The apiserver's identity towards kubelets (logs, exec). #}
+{{ leaf('apiserver-kubelet-client', k8s.pki ~ '/apiserver-kubelet-client.crt', k8s.pki ~ '/apiserver-kubelet-client.key',
+        {'CN': 'kube-apiserver-kubelet-client', 'O': 'system:masters'}, 'clientAuth') }}
+{{ leaf('controller-manager', k8s.pki ~ '/controller-manager.crt', k8s.pki ~ '/controller-manager.key',
+        {'CN': 'system:kube-controller-manager'}, 'clientAuth') }}
+{{ leaf('scheduler', k8s.pki ~ '/scheduler.crt', k8s.pki ~ '/scheduler.key',
+        {'CN': 'system:kube-scheduler'}, 'clientAuth') }}
+
+{#- Service-account tokens: the controller-manager and apiserver sign with the key, the
+    apiserver verifies with the public half. #}
+ark-pki-sa-key:
+  x509.private_key_managed:
+    - name: {{ k8s.sa_key }}
+    - algo: ec
+    - keysize: 256
+    - user: root
+    - group: root
+    - mode: '0600'
+    - require:
+      - file: ark-pki-dir
+
+{#- Apiserver 1.20 cannot take the public key out of a PKCS#8 private key file, and Salt has no
+    state for a public key file; the check keeps the pair matching even if the key is replaced. #}
+ark-pki-openssl-installed:
+  pkg.installed:
+    - name: openssl
+
+ark-pki-sa-pub:
+  cmd.run:
+    - name: openssl pkey -in {{ k8s.sa_key }} -pubout -out {{ k8s.sa_pub }} && chmod 0644 {{ k8s.sa_pub }}
+    - unless: openssl pkey -in {{ k8s.sa_key }} -pubout | cmp -s - {{ k8s.sa_pub }}
+    - require:
+      - x509: ark-pki-sa-key
+      - pkg: ark-pki-openssl-installed
+{%- endif %}
+
+{%- if 'control-plane' in roles or 'ce' in roles %}
+{{ leaf('admin', k8s.pki ~ '/admin.crt', k8s.pki ~ '/admin.key',
+        {'CN': 'admin', 'O': 'system:masters'}, 'clientAuth') }}
+{%- endif %}
+
+{%- if 'worker' in roles %}
+{#- The Node authorizer and NodeRestriction know a kubelet by this exact name and group. #}
+{{ leaf('kubelet', k8s.pki ~ '/kubelet.crt', k8s.pki ~ '/kubelet.key',
+        {'CN': 'system:node:' ~ kube.node_name, 'O': 'system:nodes'}, 'clientAuth') }}
+{{ leaf('kubelet-serving', k8s.pki ~ '/kubelet-serving.crt', k8s.pki ~ '/kubelet-serving.key',
+        {'CN': kube.node_name}, 'serverAuth', [san(ark.node_ip), 'DNS:' ~ kube.node_name]) }}
+{%- endif %}
+
+{%- if 'ce' in roles %}
+{#- No group: RBAC from arc_bridge grants this user exactly what arkd needs. #}
+{{ leaf('arkd', k8s.pki ~ '/arkd.crt', k8s.pki ~ '/arkd.key',
+        {'CN': ark.bridge.kubernetes_user}, 'clientAuth') }}
+{%-   if ark.arex.host_cert.get('source') == 'pki' %}
+{#- A grid host certificate: A-REX serves TLS with it and presents it as a client, too. #}
+{{ leaf('arex', k8s.pki ~ '/arex.crt', k8s.pki ~ '/arex.key',
+        {'CN': ark.arex.hostname}, 'serverAuth, clientAuth', [san(ark.arex.hostname)]) }}
+{%-   endif %}
+{%- endif %}
+
+{%- if 'registry' in roles %}
+{{ leaf('registry', ark.registry.tls.cert, ark.registry.tls.key,
+        {'CN': ark.registry.address}, 'serverAuth', [san(ark.registry.address)]) }}
+{%- endif %}

@@ -1,0 +1,5 @@
+include:
+  - registry.installed
+  - registry.configured
+  - registry.running
+  - registry.gc

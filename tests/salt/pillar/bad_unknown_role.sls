@@ -1,0 +1,3 @@
+# The example site with a role ARK does not have.
+ark:
+  roles: [ce, compute]

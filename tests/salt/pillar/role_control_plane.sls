@@ -1,0 +1,3 @@
+# The example site seen from a host that has only the control-plane role.
+ark:
+  roles: [control-plane]

@@ -1,0 +1,3 @@
+# The example site seen from a host that has only the worker role.
+ark:
+  roles: [worker]

@@ -1,0 +1,225 @@
+"""Every state file renders for each role with the example site pillar, and a bad pillar stops
+highstate at render time with its pillar key in the message. No host needed: salt-call
+--local renders into a throwaway directory (see conftest.py); a template error shows up here in
+seconds instead of halfway through a highstate.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+
+from arc_bridge.config import parse_config
+
+from .conftest import SALT_ROOT, SaltRun
+
+ROLE_FORMULAS = {
+    "control-plane": ["kubernetes.control_plane"],
+    "worker": ["kubernetes.node"],
+    "registry": ["registry"],
+    "ce": ["arex", "arc_bridge"],
+}
+ALL_ROLES = list(ROLE_FORMULAS)
+# The example site's checksums are each site's own; the render needs some of the right shape.
+BASE = ("checksums",)
+# name: (overlays on pillar/site.sls, the roles that site gives the host)
+SITES = {
+    "all-in-one": (BASE, ALL_ROLES),
+    "control-plane": (BASE + ("role_control_plane",), ["control-plane"]),
+    "worker": (BASE + ("role_worker",), ["worker"]),
+    "registry": (BASE + ("role_registry",), ["registry"]),
+    "ce": (BASE + ("role_ce",), ["ce"]),
+    "two-vos": (BASE + ("two_vos",), ALL_ROLES),
+}
+# test pillar: the pillar key its message must name
+BAD_PILLARS = {
+    "bad_missing_default_image": "vos:alpha:default_image",
+    "bad_default_image_not_listed": "vos:alpha:default_image",
+    "bad_queue_unknown_vo": "queues:default:vos",
+    "bad_quota_memory": "vos:alpha:quota:memory",
+    "bad_quota_cpu": "vos:alpha:quota:cpu",
+    "bad_limits_memory": "vos:alpha:limits:default_memory",
+    "bad_duplicate_uid": "vos:beta:users:bob",
+    "bad_unknown_role": "roles",
+    "bad_node_ip": "node_ip",
+    "bad_missing_pull_password": "registry:pull_user:password",
+}
+HIGHSTATE_BAD = "bad_queue_unknown_vo"
+
+
+def formulas(roles: list[str]) -> list[str]:
+    """What top.sls must give a host with these roles, in order."""
+    return ["ark"] + [f for role in ALL_ROLES if role in roles for f in ROLE_FORMULAS[role]]
+
+
+def state_files(formula: str) -> list[str]:
+    """SLS names of every state file of a formula (empty while the formula does not exist)."""
+    directory = SALT_ROOT.joinpath(*formula.split("."))
+    return sorted(formula if p.stem == "init" else f"{formula}.{p.stem}" for p in directory.glob("*.sls"))
+
+
+def site_sls(site: str) -> list[str]:
+    return [sls for formula in formulas(SITES[site][1]) for sls in state_files(formula)]
+
+
+@pytest.fixture(scope="session")
+def runs(salt_render) -> dict[tuple[str, str], SaltRun]:
+    """All salt-calls of this module, one per CPU at a time: each spends a second or so starting
+    Salt, which dominates the suite's time."""
+    jobs = {}
+    for site, (overlays, _) in SITES.items():
+        jobs[("top", site)] = (overlays, "state.show_top")
+        jobs[("sls", site)] = (overlays, "state.show_sls", ",".join(site_sls(site)))
+    # The apply path, mocked: even with validation broken no state function would run here (Salt
+    # would still run the read-only unless/onlyif checks). Mostly just `ark`, which top.sls gives
+    # every host first; the whole highstate once, as it renders every file.
+    for bad in BAD_PILLARS:
+        jobs[("bad", bad)] = (BASE + (bad,), "state.apply", "ark", "mock=True")
+    jobs[("bad-highstate", HIGHSTATE_BAD)] = (BASE + (HIGHSTATE_BAD,), "state.highstate", "mock=True")
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = {key: pool.submit(salt_render, job[0], *job[1:]) for key, job in jobs.items()}
+        return {key: future.result() for key, future in futures.items()}
+
+
+def failures(run: SaltRun) -> str:
+    if isinstance(run.result, list):
+        return "\n\n".join(str(e)[:3000] for e in run.result)
+    return run.output[-6000:]
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_top_selects_formulas_by_role(runs, site):
+    run = runs[("top", site)]
+    assert run.rendered, failures(run)
+    assert run.result == {"base": formulas(SITES[site][1])}
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_site_renders(runs, site):
+    """Every state file the site's roles use, including those only included (kubernetes.pki)."""
+    run = runs[("sls", site)]
+    assert run.rendered, failures(run)
+
+
+@pytest.mark.parametrize(
+    ("site", "formula"),
+    [(site, formula) for site, (_, roles) in SITES.items() for formula in formulas(roles)],
+)
+def test_state_files_render(runs, site, formula):
+    """Points at the formula whose files fail; test_site_renders catches the rest."""
+    files = state_files(formula)
+    if not files:
+        pytest.skip(f"salt/{formula.replace('.', '/')}/ has no state files yet; it is rendered here once it has")
+    run = runs[("sls", site)]
+    errors = run.result if isinstance(run.result, list) else []
+    mine = [e for e in errors if any(f"SLS 'base:{sls}'" in str(e) for sls in files)]
+    assert not mine, "\n\n".join(str(e)[:3000] for e in mine)
+    if not run.rendered:
+        pytest.skip("other files of this site failed to render, so Salt returned no states to check")
+    assert {state["__sls__"] for state in run.result.values()} & set(files)
+
+
+REQUISITES = ("require", "watch", "onchanges", "onfail", "prereq", "listen", "use",
+              "require_in", "watch_in", "onchanges_in", "onfail_in", "prereq_in", "listen_in", "use_in")
+
+
+def state_args(result: dict):
+    """(state id, state module, argument dict) for every argument of every rendered state."""
+    for state_id, body in result.items():
+        for module, args in body.items():
+            if not module.startswith("__"):
+                yield from ((state_id, module, arg) for arg in args if isinstance(arg, dict))
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_requisites_name_existing_states(runs, site):
+    """A requisite on a state that is not there (renamed in another formula, say) fails only when
+    highstate reaches it; checked here from the rendered data, without running anything."""
+    run = runs[("sls", site)]
+    if not run.rendered:
+        pytest.skip("the site did not render (see test_site_renders)")
+    sls_names = {body["__sls__"] for body in run.result.values()}
+    known = {(module, state_id) for state_id, body in run.result.items() for module in body}
+    known |= {(module, arg["name"]) for _, module, arg in state_args(run.result) if "name" in arg}
+    dangling = []
+    for state_id, _, arg in state_args(run.result):
+        for kind in REQUISITES:
+            for target in arg.get(kind, []):
+                # `- file: some-id`, or a bare `- some-id` that matches any module
+                (module, ref), = target.items() if isinstance(target, dict) else [(None, target)]
+                if module == "sls":
+                    found = ref in sls_names
+                else:
+                    found = any(r == ref and module in (None, m) for m, r in known)
+                if not found:
+                    dangling.append(f"{state_id}: {kind} {module}: {ref}")
+    assert not dangling, "\n".join(dangling)
+
+
+def file_contents(run: SaltRun, state_id: str) -> str:
+    args = run.result[state_id]["file"]
+    return next(arg["contents"] for arg in args if isinstance(arg, dict) and "contents" in arg)
+
+
+@pytest.mark.parametrize("site", ["all-in-one", "two-vos"])
+def test_bridge_config_is_one_arkd_accepts(runs, site):
+    """The rendered /etc/ark/bridge.yaml passes arkd's own loader and names the site's registry."""
+    run = runs[("sls", site)]
+    if "arc-bridge-config-managed" not in (run.result or {}):
+        pytest.skip("the arc_bridge states did not render (see test_site_renders)")
+    config = parse_config(yaml.safe_load(file_contents(run, "arc-bridge-config-managed")))
+    assert config.vos["alpha"].registry == "10.213.0.2:5000/vo-alpha"
+    assert config.vos["alpha"].users == ("arkuser",)
+    assert set(config.queues) == ({"default", "long"} if site == "two-vos" else {"default"})
+
+
+def test_registry_config_fixes_the_packaged_one(runs):
+    """Debian's config points htpasswd.path at a directory (401 to everything) and has no TLS."""
+    run = runs[("sls", "registry")]
+    if "registry-config-managed" not in (run.result or {}):
+        pytest.skip("the registry states did not render (see test_site_renders)")
+    config = yaml.safe_load(file_contents(run, "registry-config-managed"))
+    assert config["auth"]["htpasswd"]["path"] == "/etc/docker/registry/htpasswd"
+    assert config["storage"]["delete"] == {"enabled": True}
+    assert config["http"]["addr"] == "10.213.0.2:5000"
+    assert set(config["http"]["tls"]) == {"certificate", "key"}
+
+
+def test_vo_objects_carry_quota_limits_and_pull_secret(runs):
+    run = runs[("sls", "two-vos")]
+    if "arc-bridge-vo-objects-managed" not in (run.result or {}):
+        pytest.skip("the arc_bridge states did not render (see test_site_renders)")
+    items = yaml.safe_load(file_contents(run, "arc-bridge-vo-objects-managed"))["items"]
+    by_kind = {(i["kind"], i["metadata"]["namespace"]): i for i in items}
+    assert by_kind[("ResourceQuota", "ark-alpha")]["spec"]["hard"] == {"cpu": "500m", "memory": "1536Mi", "pods": "20"}
+    assert by_kind[("LimitRange", "ark-alpha")]["spec"]["limits"] == [
+        {"type": "Container", "default": {"cpu": "250m", "memory": "256Mi"}, "max": {"cpu": "2", "memory": "4Gi"}}
+    ]
+    for namespace in ("ark-alpha", "ark-beta"):
+        secret = by_kind[("Secret", namespace)]
+        assert secret["type"] == "kubernetes.io/dockerconfigjson"
+        auths = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))["auths"]
+        assert auths["10.213.0.2:5000"]["username"] == "ark-pull"
+        assert base64.b64decode(auths["10.213.0.2:5000"]["auth"]) == b"ark-pull:change-me-pull"
+        assert by_kind[("ServiceAccount", namespace)]["imagePullSecrets"] == [{"name": "ark-registry-pull"}]
+
+
+@pytest.mark.parametrize(("pillar", "key"), BAD_PILLARS.items(), ids=list(BAD_PILLARS))
+def test_bad_pillar_fails_naming_the_key(runs, pillar, key):
+    assert_stopped(runs[("bad", pillar)], key)
+
+
+def test_bad_pillar_stops_the_whole_highstate(runs):
+    assert_stopped(runs[("bad-highstate", HIGHSTATE_BAD)], BAD_PILLARS[HIGHSTATE_BAD])
+
+
+def assert_stopped(run: SaltRun, key: str) -> None:
+    assert run.returncode != 0
+    # A list of render errors instead of state results: highstate ran no state at all.
+    assert isinstance(run.result, list), f"highstate ran states with a bad pillar:\n{run.output[-3000:]}"
+    assert f"pillar ark:{key}:" in run.output, failures(run)
