@@ -23,7 +23,6 @@ import contextlib
 import grp
 import http.client
 import os
-import pwd
 import re
 import resource
 import shutil
