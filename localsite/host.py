@@ -224,6 +224,10 @@ def boot_host(
     netns.create()
     cgroup = netns.name
     try:
+        # nspawn mounts the host's /proc/sys read-only, and the pods' CNI bridge needs forwarding
+        # on (it writes the setting only when it is off). The setting belongs to the host's own
+        # network namespace, so setting it from here touches nothing else.
+        _run(["ip", "netns", "exec", netns.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
         _make_cgroup(cgroup)
         with (workdir / "nspawn.log").open("wb") as log:
             nspawn = subprocess.Popen(
@@ -360,6 +364,34 @@ def running_host(name: str, workdir: Path, **options: Any) -> Iterator[Host]:
         shutdown_host(host, progress=options.get("progress", print))
 
 
+# --- kernel settings a nested kubelet needs ----------------------------------------------------
+# kubelet sets these machine-wide values at start (its "kernel defaults") and exits if it cannot.
+# Inside a host /proc/sys is read-only, so the machine sets them before a worker host's kubelet
+# starts and puts its own values back afterwards (as localsite.cluster does around its kubelet).
+KUBELET_SYSCTLS = {
+    "vm/overcommit_memory": "1",
+    "vm/panic_on_oom": "0",
+    "kernel/panic": "10",
+    "kernel/panic_on_oops": "1",
+    "kernel/keys/root_maxkeys": "1000000",
+    "kernel/keys/root_maxbytes": "25000000",
+}
+
+
+@contextlib.contextmanager
+def kubelet_sysctls() -> Iterator[None]:
+    """`with kubelet_sysctls():` the machine's kernel settings as kubelet wants them, restored on exit."""
+    proc_sys = Path("/proc/sys")
+    saved = {name: (proc_sys / name).read_text().strip() for name in KUBELET_SYSCTLS}
+    try:
+        for name, value in KUBELET_SYSCTLS.items():
+            (proc_sys / name).write_text(value + "\n")
+        yield
+    finally:
+        for name, value in saved.items():
+            (proc_sys / name).write_text(value + "\n")
+
+
 # --- cgroups ---------------------------------------------------------------------------------
 # Each host gets a cgroup of its own below ours in every hierarchy, bound over the host's
 # /sys/fs/cgroup/HIERARCHY, so its systemd (and a nested kubelet) take it for the root. Binding the
@@ -467,6 +499,11 @@ def install_salt(host: Host, progress: Progress = print) -> None:
                 "file_client": "local",
                 "file_roots": {"base": [HOST_SALT_ROOTS]},
                 "pillar_roots": {"base": [HOST_PILLAR_ROOTS]},
+                # salt-call enters the host through nsenter, so it belongs to no systemd unit, and
+                # the `systemd-run --scope` Salt wraps apt-get in fails ("Unknown object
+                # '/org/freedesktop/systemd1/unit/self'"). A salt-call from a login shell or a
+                # salt-minion service does not need this.
+                "systemd.scope": False,
             },
             indent=2,
         ),

@@ -15,6 +15,12 @@ ark:
   # the arc_bridge wheel with its dependencies. The site needs no other download source.
   files_repo: http://10.213.0.1:8080/ark-files
 
+  # Debian packages. A host with no route to a Debian mirror fetches them through an HTTP proxy
+  # (the site's apt-cacher-ng, say); written to /etc/apt/apt.conf.d/01ark-proxy before any
+  # package is installed. Empty (the default): no proxy, and a file left from one is removed.
+  apt:
+    proxy: ""
+
   kubernetes:
     # The version to install: a key of salt/ark/versions.yaml or of `checksums` below.
     version: "1.20.2"
@@ -35,6 +41,11 @@ ark:
     node_name: ark-node-1
     node_labels:
       ark.nordugrid.org/queue: default
+    # Fields of the kubelet's KubeletConfiguration (kubelet.config.k8s.io/v1beta1) over the
+    # formula's own (salt/kubernetes/node/configured.sls). A kubelet on a shared or nested machine
+    # may want, e.g., nodeStatusUpdateFrequency: 1s and low evictionHard thresholds
+    # ({memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}).
+    kubelet_config: {}
     # The cluster-admin kubeconfig the kubernetes formula writes; Salt applies the site's
     # namespaces, RBAC, quotas and pull secrets with it.
     admin_kubeconfig: /etc/ark/admin.kubeconfig

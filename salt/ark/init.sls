@@ -2,6 +2,9 @@
     pillar stops highstate even when the host's roles select no other formula. -#}
 {%- from "ark/map.jinja" import ark with context %}
 
+include:
+  - ark.apt
+
 ark-site-pillar-valid:
   test.nop:
     - name: pillar ark is valid for roles {{ ark.roles | join(', ') }}

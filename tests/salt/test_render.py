@@ -48,6 +48,7 @@ BAD_PILLARS = {
     "bad_unknown_role": "roles",
     "bad_node_ip": "node_ip",
     "bad_missing_pull_password": "registry:pull_user:password",
+    "bad_apt_proxy": "apt:proxy",
 }
 HIGHSTATE_BAD = "bad_queue_unknown_vo"
 
