@@ -215,7 +215,7 @@ class Bridge:
             line = next(l for l in text.splitlines() if l.startswith("sessiondir="))
             return Path(line.split("=", 1)[1])
         except (OSError, StopIteration):
-            return self.config.session_roots[0] / grid_id
+            return Path(self.config.session_roots[0] / grid_id)
 
 
 def _grid_id_of(obj: Obj) -> str | None:
