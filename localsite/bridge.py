@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from .cluster import Cluster
+from .processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,13 +71,7 @@ class Arkd:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
 
 
 def start_arkd(config_path: Path, log: Path, timeout: float = 30, verbose: bool = False) -> Arkd:

@@ -34,6 +34,7 @@ from typing import Any
 
 from localsite.images import SUITE, debian_mirror
 from localsite.netns import Netns
+from localsite.processes import stop
 
 # Bump when BASE_PACKAGES or _prepare_base change, so a stale cached root is not reused.
 BASE_VERSION = "1"
@@ -327,12 +328,7 @@ def shutdown_host(host: Host, progress: Progress = print, timeout: float = 60.0)
         host.nspawn.wait(timeout)
     except subprocess.TimeoutExpired:
         # nspawn turns SIGTERM into a clean poweroff request to the host's systemd.
-        host.nspawn.terminate()
-        try:
-            host.nspawn.wait(10)
-        except subprocess.TimeoutExpired:
-            host.nspawn.kill()
-            host.nspawn.wait()
+        stop(host.nspawn)
     _kill_cgroup(host.cgroup)
     _remove_cgroup(host.cgroup)
     host.netns.delete()

@@ -30,6 +30,7 @@ import yaml
 from .arex import ArcClient
 from .host import Host, highstate, install_salt, kubelet_sysctls, running_host
 from .images import LAYOUT_TAG, debian_mirror, pause_layout, vo_base_layout
+from .processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
 HOST_INDEX = 21
@@ -115,12 +116,7 @@ def served(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen]:
         _wait_for_port(HOST_SIDE, port, process)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def apt_cacher_ng(workdir: Path) -> list[str]:
