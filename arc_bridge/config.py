@@ -7,7 +7,7 @@ rendered by Salt from pillar and an admin has to find the pillar key behind it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -75,7 +75,6 @@ class Config:
     priority_classes: dict[str, int]
     queues: dict[str, Queue]
     vos: dict[str, VO]
-    cache_file: Path = field(default=Path("/var/lib/arkd/info.json"))
 
     def vo_of_user(self, user: str) -> VO | None:
         for vo in self.vos.values():
@@ -156,7 +155,6 @@ def parse_config(raw: Any) -> Config:
         priority_classes=priority_classes,
         queues=queues,
         vos=vos,
-        cache_file=Path(r.str("cache_file", "/var/lib/arkd/info.json")),
     )
 
 

@@ -4,6 +4,7 @@ A-REX itself is exercised end to end in tests/e2e; here the control directory is
 way A-REX writes it so that each arkd behaviour can be checked on its own.
 """
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -55,6 +56,15 @@ class Site:
     def stop_arkd(self) -> None:
         if self.arkd:
             self.arkd.stop()
+
+    @contextlib.contextmanager
+    def arkd_down(self):
+        """arkd stopped for the block (what happens meanwhile, it learns of only when it returns)."""
+        self.stop_arkd()
+        try:
+            yield
+        finally:
+            self.start_arkd()
 
     def new_job(self, user: str, script: str, **options: str) -> GridJob:
         """Files as A-REX leaves them just before it calls submit-kubernetes-job."""

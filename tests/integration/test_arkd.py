@@ -118,23 +118,17 @@ def test_only_the_owner_may_cancel_and_a_cancelled_job_ends_as_cancelled(site):
 def test_jobs_that_end_while_arkd_is_down_are_recorded_when_it_returns(site):
     job = site.new_job("ark-alice", "exit 4\n")
     assert site.submit(job).returncode == 0
-    site.stop_arkd()
-    try:
+    with site.arkd_down():
         time.sleep(8)
         assert not site.controldir.is_done(job.grid_id)
-    finally:
-        site.start_arkd()
     assert site.wait_done(job, timeout=30) == "4 job exited with code 4"
 
 
 def test_a_job_kubernetes_lost_is_reported_lost_not_forgotten(site):
     job = site.new_job("ark-alice", "sleep 60\n")
     assert site.submit(job).returncode == 0
-    site.stop_arkd()
-    try:
+    with site.arkd_down():
         site.cluster.kubectl("delete", "jobs", "-n", "ark-alpha", site.local_id(job), "--wait=true")
-    finally:
-        site.start_arkd()
     assert site.wait_done(job, timeout=30).startswith("-1 ")
 
 
