@@ -5,6 +5,8 @@
 ark:
   # What this host is: control-plane (etcd, API server, controller-manager, scheduler),
   # worker (containerd + kubelet), registry (the VOs' image registry), ce (A-REX + arkd).
+  # A site with a host per role (or several workers) gives each host its own roles, node_ip,
+  # node_name and pod_cidr, and all of them the same rest; pillar/top.sls shows how.
   roles: [control-plane, worker, registry, ce]
 
   # This host's IPv4 address for cluster traffic: the API server, kubelet and registry listen
@@ -14,6 +16,25 @@ ark:
   # The site's file mirror: Kubernetes binaries (checked against salt/ark/versions.yaml) and
   # the arc_bridge wheel with its dependencies. The site needs no other download source.
   files_repo: http://10.213.0.1:8080/ark-files
+
+  # Static /etc/hosts entries (name: IPv4 address) for names the site's DNS does not know; the
+  # host's own name must resolve before A-REX installs. Empty (the default): DNS only.
+  hosts:
+    ark-node-1: 10.213.0.2
+
+  # The site CA that issues every certificate (API server, kubelets, registry, A-REX host
+  # certificate), as PEM text. Empty (the default) is allowed only on a host with every role,
+  # which then makes its own. A site whose roles are spread over hosts gives every host the same
+  # CA here (each host signs its own certificates, so each needs the key; keep the pillar file
+  # root-only). Make one with:
+  #   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+  #     -subj /CN=ark-site-ca -addext basicConstraints=critical,CA:true \
+  #     -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature -keyout ca.key -out ca.crt
+  # and paste both files in, indented, as block scalars (cert: |, key: |).
+  pki:
+    ca:
+      cert: ""
+      key: ""
 
   # Debian packages. A host with no route to a Debian mirror fetches them through an HTTP proxy
   # (the site's apt-cacher-ng, say); written to /etc/apt/apt.conf.d/01ark-proxy before any
@@ -30,11 +51,14 @@ ark:
     #   "1.20.2": {kube-apiserver: <sha256>, kube-controller-manager: <sha256>,
     #              kube-scheduler: <sha256>, kubelet: <sha256>, kubectl: <sha256>}
     checksums: {}
-    # Where the API server listens and clients connect (default: node_ip, 6443).
+    # Where the API server listens and clients connect. Default: node_ip on the control-plane
+    # host; worker and ce hosts without that role must be told. Port default 6443.
     apiserver:
       address: 10.213.0.2
       port: 6443
-    # Service and pod address ranges; must not overlap each other or the node network.
+    # Service and pod address ranges; must not overlap each other or the node network. Pods get
+    # addresses from their node's pod_cidr (a bridge per node, no overlay network: jobs exchange
+    # files through the session directory, not the network), so each worker needs its own range.
     service_cidr: 10.215.0.0/24
     pod_cidr: 10.214.0.0/24
     # This node's Kubernetes name (default: the minion id) and labels; queues select nodes by them.
@@ -51,8 +75,9 @@ ark:
     admin_kubeconfig: /etc/ark/admin.kubeconfig
 
   registry:
-    # Where the registry serves TLS with the site PKI (default: node_ip, 5000). VO images live
-    # under <address>:<port>/vo-<VO name>/.
+    # Where the registry serves TLS with the site PKI (default: node_ip on the registry host,
+    # required on worker and ce hosts without that role; port 5000). VO images live under
+    # <address>:<port>/vo-<VO name>/.
     address: 10.213.0.2
     port: 5000
     # The account containerd and the VOs' pods pull with (an image pull secret in every VO

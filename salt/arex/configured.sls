@@ -120,7 +120,7 @@ ark-arex-site-ca-installed:
     - mode: '0644'
     - makedirs: True
     - require:
-      - x509: ark-pki-ca
+      - ark-pki-ca
 
 {#- OpenSSL finds a CA in a directory by its subject hash; rehash replaces stale links, so
     it only has to run when the link for the current CA is missing. #}

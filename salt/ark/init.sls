@@ -4,6 +4,7 @@
 
 include:
   - ark.apt
+  - ark.hosts
 
 ark-site-pillar-valid:
   test.nop:

@@ -1,6 +1,7 @@
-{#- The site PKI: one CA and, per role, the keys and certificates its services present.
-    Keys are EC P-256 (every component accepts them; instant to make) and never rotate; a
-    certificate is reissued 30 days before it expires, and the services watching it restart. #}
+{#- The site PKI: one CA (made here, or the site's own from pillar) and, per role, the keys and
+    certificates its services present. Keys are EC P-256 (every component accepts them; instant
+    to make) and never rotate; a certificate is reissued 30 days before it expires, and the
+    services watching it restart. #}
 {%- from "ark/map.jinja" import ark with context %}
 {%- from "kubernetes/map.jinja" import k8s with context %}
 {%- set kube = ark.kubernetes %}
@@ -45,7 +46,7 @@ ark-pki-{{ id }}-cert:
     - mode: '0644'
     - makedirs: True
     - require:
-      - x509: ark-pki-ca
+      - ark-pki-ca
       - x509: ark-pki-{{ id }}-key
 {%- endmacro %}
 
@@ -58,6 +59,31 @@ ark-pki-dir:
     - mode: '0755'
     - makedirs: True
 
+{%- if ark.pki.ca.cert %}
+{#- A site with its roles on several hosts: the one CA from pillar, the same on every host. Each
+    host signs its own certificates with it, so each holds the key. #}
+ark-pki-ca-key:
+  file.managed:
+    - name: {{ k8s.ca_key }}
+    - contents_pillar: ark:pki:ca:key
+    - user: root
+    - group: root
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - file: ark-pki-dir
+
+ark-pki-ca:
+  file.managed:
+    - name: {{ k8s.ca_cert }}
+    - contents_pillar: ark:pki:ca:cert
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - file: ark-pki-ca-key
+{%- else %}
+{#- An all-in-one host makes its own CA (ark/map.jinja allows this only with every role). #}
 ark-pki-ca-key:
   x509.private_key_managed:
     - name: {{ k8s.ca_key }}
@@ -84,6 +110,7 @@ ark-pki-ca:
     - mode: '0644'
     - require:
       - x509: ark-pki-ca-key
+{%- endif %}
 
 {%- if 'control-plane' in roles %}
 {%-   set api_sans = [san(ark.node_ip), san(kube.apiserver.address), 'IP:127.0.0.1', 'IP:' ~ k8s.service_ip,

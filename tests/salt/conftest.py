@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from localsite.pki import make_ca
+
 REPO = Path(__file__).resolve().parents[2]
 SALT_ROOT = REPO / "salt"
 SITE_PILLAR = REPO / "pillar"
@@ -58,6 +60,23 @@ class SaltRenderer:
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
+        self.generated = workdir / "generated"
+        self.generated.mkdir()
+        self._generate_ca_overlays()
+
+    def _generate_ca_overlays(self) -> None:
+        """Overlays holding a site CA, made afresh rather than kept in the tree: `site_ca`, the
+        CA a site with split roles gives every host, and `bad_ca_mismatch`, its certificate with
+        another key."""
+        site = make_ca(self.workdir / "site-ca", "ark-site-ca")
+        other = make_ca(self.workdir / "other-ca", "ark-site-ca")
+        for name, cert, key in (("site_ca", site.cert, site.key), ("bad_ca_mismatch", site.cert, other.key)):
+            ca = {"cert": cert.read_text(), "key": key.read_text()}
+            (self.generated / f"{name}.sls").write_text(yaml.safe_dump({"ark": {"pki": {"ca": ca}}}))
+
+    def overlay(self, name: str) -> Path:
+        generated = self.generated / f"{name}.sls"
+        return generated if generated.exists() else TEST_PILLAR / f"{name}.sls"
 
     def config(self, overlays: tuple[str, ...]) -> Path:
         """A fresh config and cache directory per call, so calls can run side by side."""
@@ -66,7 +85,7 @@ class SaltRenderer:
         pillar.mkdir()
         (pillar / "site.sls").symlink_to(SITE_PILLAR / "site.sls")
         for name in overlays:
-            (pillar / f"{name}.sls").symlink_to(TEST_PILLAR / f"{name}.sls")
+            (pillar / f"{name}.sls").symlink_to(self.overlay(name))
         (pillar / "top.sls").write_text(yaml.safe_dump({"base": {"*": ["site", *overlays]}}))
         minion = {
             "id": MINION_ID,

@@ -30,10 +30,10 @@ BASE = ("checksums",)
 # name: (overlays on pillar/site.sls, the roles that site gives the host)
 SITES = {
     "all-in-one": (BASE, ALL_ROLES),
-    "control-plane": (BASE + ("role_control_plane",), ["control-plane"]),
-    "worker": (BASE + ("role_worker",), ["worker"]),
-    "registry": (BASE + ("role_registry",), ["registry"]),
-    "ce": (BASE + ("role_ce",), ["ce"]),
+    "control-plane": (BASE + ("site_ca", "role_control_plane"), ["control-plane"]),
+    "worker": (BASE + ("site_ca", "role_worker"), ["worker"]),
+    "registry": (BASE + ("site_ca", "role_registry"), ["registry"]),
+    "ce": (BASE + ("site_ca", "role_ce"), ["ce"]),
     "two-vos": (BASE + ("two_vos",), ALL_ROLES),
 }
 # test pillar: the pillar key its message must name
@@ -49,6 +49,14 @@ BAD_PILLARS = {
     "bad_node_ip": "node_ip",
     "bad_missing_pull_password": "registry:pull_user:password",
     "bad_apt_proxy": "apt:proxy",
+    "bad_hosts_address": "hosts:ark-node-1",
+    "bad_pod_cidr_overlap": "kubernetes:pod_cidr",
+    "bad_service_cidr": "kubernetes:service_cidr",
+    # a host of a split site without the site's CA, or with a key that is not the CA's
+    "role_worker": "pki:ca",
+    "bad_ca_mismatch": "pki:ca:key",
+    # a worker that is told where everything is but the API server
+    "bad_worker_without_apiserver": "kubernetes:apiserver:address",
 }
 HIGHSTATE_BAD = "bad_queue_unknown_vo"
 

@@ -23,7 +23,7 @@ ark-kube-apiserver-running:
     - watch:
       - file: ark-kube-apiserver-unit
       - file: ark-kube-apiserver-installed
-      - x509: ark-pki-ca
+      - ark-pki-ca
       - x509: ark-pki-apiserver-cert
       - x509: ark-pki-apiserver-kubelet-client-cert
       - x509: ark-pki-sa-key
@@ -50,7 +50,7 @@ ark-kube-controller-manager-running:
       - file: ark-kube-controller-manager-unit
       - file: ark-kube-controller-manager-installed
       - file: ark-kubeconfig-controller-manager
-      - x509: ark-pki-ca
+      - ark-pki-ca
       - x509: ark-pki-controller-manager-cert
       - x509: ark-pki-sa-key
 

@@ -51,6 +51,41 @@ ark-cni-configured:
               type: host-local
               ranges: [[{subnet: {{ kube.pod_cidr }}}]]
 
+{#- Kernel settings of a node: forwarding for the pods' bridge, and the values kubelet insists on
+    (its "kernel defaults"; it exits when it finds others and cannot change them). Where /proc/sys
+    is read-only (a container host) whoever runs the host sets them; the check then passes. #}
+{%- set sysctls = {
+      'net.ipv4.ip_forward': 1,
+      'vm.overcommit_memory': 1,
+      'vm.panic_on_oom': 0,
+      'kernel.panic': 10,
+      'kernel.panic_on_oops': 1,
+      'kernel.keys.root_maxkeys': 1000000,
+      'kernel.keys.root_maxbytes': 25000000,
+    } %}
+{%- set checks = [] %}
+{%- for name, value in sysctls | dictsort %}
+{%-   do checks.append('test "$(sysctl -n ' ~ name ~ ')" = ' ~ value) %}
+{%- endfor %}
+ark-node-sysctl-configured:
+  file.managed:
+    - name: /etc/sysctl.d/60-ark-node.conf
+    - user: root
+    - group: root
+    - mode: '0644'
+    - contents: |
+        # Managed by Salt (ARK, formula kubernetes): local changes are overwritten.
+{%- for name, value in sysctls | dictsort %}
+        {{ name }} = {{ value }}
+{%- endfor %}
+
+ark-node-sysctl-applied:
+  cmd.run:
+    - name: sysctl -q -p /etc/sysctl.d/60-ark-node.conf
+    - unless: {{ checks | join(' && ') | yaml_squote }}
+    - require:
+      - file: ark-node-sysctl-configured
+
 {#- Formula defaults; pillar ark:kubernetes:kubelet_config overrides any field. #}
 {%- set kubelet_config = salt['slsutil.merge']({
       'kind': 'KubeletConfiguration',

@@ -11,7 +11,7 @@ ark-containerd-running:
     - watch:
       - file: ark-containerd-configured
       - file: ark-cni-configured
-      - x509: ark-pki-ca
+      - ark-pki-ca
       - pkg: ark-node-packages-installed
 
 ark-kubelet-running:
@@ -20,11 +20,12 @@ ark-kubelet-running:
     - enable: True
     - require:
       - service: ark-containerd-running
+      - cmd: ark-node-sysctl-applied
     - watch:
       - file: ark-kubelet-unit
       - file: ark-kubelet-installed
       - file: ark-kubelet-configured
       - file: ark-kubeconfig-kubelet
-      - x509: ark-pki-ca
+      - ark-pki-ca
       - x509: ark-pki-kubelet-cert
       - x509: ark-pki-kubelet-serving-cert
