@@ -1,10 +1,11 @@
-"""ARK's demo: an all-in-one grid site installed by Salt, and one grid job through it.
+"""ARK's demo: a grid site installed by Salt, and one grid job through it.
 
-Boots a Debian 12 host with systemd (systemd-nspawn, its own network namespace, no route out),
-serves it a files repository and an apt proxy as a site's own mirrors would, applies highstate
-with every role (Kubernetes control plane and node, VO registry, A-REX with lrms = kubernetes,
+Boots Debian 12 hosts with systemd (systemd-nspawn, on a network of their own with no route out):
+one host with every role, or with --site split a control plane with the registry, a CE and a
+worker. Serves them a files repository and an apt proxy as a site's own mirrors would, applies
+highstate on each (Kubernetes control plane and node, VO registry, A-REX with lrms = kubernetes,
 arkd), re-applies it (zero changes), pushes the VO image as a VO manager would, then submits a
-job with the ARC client from outside the host, follows it to its pod and back, and tears
+job with the ARC client from outside the site, follows it to its pod and back, and tears
 everything down (or keeps it running with --keep).
 """
 
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 from .host import changed_states
-from .saltsite import AREX_ENDPOINT, HOST_NAME, grid_client, push_site_images, running_salt_site
+from .saltsite import SITES, grid_client, push_site_images, running_salt_site
 
 JOB = """&(executable="/bin/sh")
  (arguments="-c" "echo running as uid $(id -u) in pod $(uname -n); tr a-z A-Z < greeting.txt > shout.txt")
@@ -35,19 +36,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="keep the site running until Ctrl-C")
+    parser.add_argument("--site", choices=SITES, default="all-in-one",
+                        help="one host with every role (default), or split: control plane with registry, "
+                             "CE and worker on hosts of their own")
     args = parser.parse_args(argv)
+    plan = SITES[args.site]
 
     work = Path(tempfile.mkdtemp(prefix="ark-demo-", dir="/tmp"))
     work.chmod(0o755)
     t0 = time.monotonic()
-    with running_salt_site(work, progress=step) as site:
-        for run, (returncode, result) in (("first", site.first), ("second", site.second)):
-            if returncode != 0:
-                raise SystemExit(f"the {run} highstate failed; its result is in {work / f'{run}.json'}")
-        step(f"highstate: {len(site.first[1])} states, then a re-apply with "
-             f"{len(changed_states(site.second[1]))} changes ({site.timings['second_highstate']:.0f} s)")
-        push_site_images(site.host, work, progress=step)
-        arc = grid_client(site.host, work / "client")
+    with running_salt_site(plan, work, progress=step) as site:
+        for run, results in (("first", site.first), ("second", site.second)):
+            for name, (returncode, result) in results.items():
+                if returncode != 0:
+                    raise SystemExit(f"the {run} highstate of {name} failed; its result is in "
+                                     f"{work / f'{run}-{name}.json'}")
+        for name in site.hosts:
+            step(f"highstate of {name}: {len(site.first[name][1])} states, then a re-apply with "
+                 f"{len(changed_states(site.second[name][1]))} changes "
+                 f"({site.timings[f'second_highstate_{name}']:.0f} s)")
+        push_site_images(site, work, progress=step)
+        arc = grid_client(site, work / "client")
         jobdir = work / "job"
         jobdir.mkdir()
         (jobdir / "greeting.txt").write_text("hello from the grid\n")
@@ -69,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("stdout.txt", "shout.txt"):
             print(f"--- {name}\n{(results / name).read_text()}", end="")
         step(f"done in {time.monotonic() - t0:.0f} s. Where to look:")
-        print(f"   site host: {HOST_NAME} at {site.host.address}, root {site.host.root}, "
-              f"shell: nsenter -t {site.host.init_pid} -a bash")
-        print(f"   kubeconfig: {site.host.root}/etc/ark/admin.kubeconfig (kubectl inside the host)")
-        print(f"   A-REX: {AREX_ENDPOINT}; another job: arcsub -z {arc.conffile} -j {arc.joblist} "
-              f"-C {AREX_ENDPOINT} -T arcrest JOB.xrsl (under: unshare -m, with {arc.hosts_file} as /etc/hosts)")
+        for spec in plan.hosts:
+            host = site.hosts[spec.name]
+            print(f"   host {spec.name} ({', '.join(spec.roles)}) at {host.address}, root {host.root}, "
+                  f"shell: nsenter -t {host.init_pid} -a bash")
+        control_plane = plan.with_role("control-plane").name
+        print(f"   kubeconfig: /etc/ark/admin.kubeconfig on {control_plane} (kubectl inside the host)")
+        print(f"   A-REX: {plan.arex_endpoint}; another job: arcsub -z {arc.conffile} -j {arc.joblist} "
+              f"-C {plan.arex_endpoint} -T arcrest JOB.xrsl (under: unshare -m, with {arc.hosts_file} as /etc/hosts)")
         if args.keep:
             step("site kept running; Ctrl-C stops it")
             signals = {signal.SIGINT, signal.SIGTERM}

@@ -2,8 +2,9 @@
 
 A host is a systemd-nspawn container booted from a cached debootstrap root file system. It lives
 in its own network namespace `ark-host-N`, joined to the machine by one veth pair (machine side
-10.213.N.1/30, host address 10.213.N.2), and in its own cgroup `ark-host-N` below this process's
-cgroup in every hierarchy. Commands run inside with nsenter into the host's systemd.
+10.213.N.1/30, host address 10.213.N.2) or plugged into a LAN shared with other hosts (host
+address 10.213.L.N, see localsite.netns.Lan), and in its own cgroup `ark-host-N` below this
+process's cgroup in every hierarchy. Commands run inside with nsenter into the host's systemd.
 
 Caches, built once per machine and reused by every host:
   /var/cache/ark/hosts/base-vBASE_VERSION   the debootstrap root (a few minutes to build)
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from localsite.images import SUITE, debian_mirror
-from localsite.netns import Netns
+from localsite.netns import Lan, Netns
 from localsite.processes import stop
 
 # Bump when BASE_PACKAGES or _prepare_base change, so a stale cached root is not reused.
@@ -193,21 +194,23 @@ def boot_host(
     workdir: Path,
     *,
     index: int = 1,
+    lan: Lan | None = None,
     binds: Sequence[str] = (),
     progress: Progress = print,
     timeout: float = 120.0,
 ) -> Host:
     """Boot a host and return once its systemd reports running (or degraded).
 
-    `index` (1-199) picks the network namespace ark-host-INDEX and the address 10.213.INDEX.2;
-    hosts that run at the same time need different indexes. `binds` are extra systemd-nspawn
-    --bind values (SRC[:DEST[:OPTIONS]]). On failure everything started so far is undone.
+    `index` (1-199) picks the network namespace ark-host-INDEX and the address 10.213.INDEX.2, or
+    10.213.L.INDEX on `lan`; hosts that run at the same time need different indexes. `binds` are
+    extra systemd-nspawn --bind values (SRC[:DEST[:OPTIONS]]). On failure everything started so
+    far is undone.
     """
     if not 1 <= index <= 199:
         raise ValueError(f"host index must be 1..199 (10.213.0.0/30 belongs to localsite.cluster): {index}")
     workdir = workdir.resolve()
     base = base_image(progress)
-    netns = _netns(index)
+    netns = _netns(index, lan)
     root = workdir / "root"
     if root.exists():
         raise RuntimeError(f"{root} exists: a host from an earlier run? remove it first")
@@ -222,12 +225,14 @@ def boot_host(
     _run(["cp", "--reflink=auto", "-a", str(base), str(root)])
     # debootstrap copied this machine's /etc/hostname, and systemd sets the hostname from it.
     (root / "etc/hostname").write_text(f"{name}\n")
-    netns.create()
+    # minbase has no /etc/hosts; Debian's installer writes this much.
+    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    netns.create(lan)
     cgroup = netns.name
     try:
-        # nspawn mounts the host's /proc/sys read-only, and the pods' CNI bridge needs forwarding
-        # on (it writes the setting only when it is off). The setting belongs to the host's own
-        # network namespace, so setting it from here touches nothing else.
+        # nspawn mounts the host's /proc/sys read-only, and a worker's pod bridge needs forwarding
+        # on (the node formula checks it). The setting belongs to the host's own network
+        # namespace, so setting it from here touches nothing else.
         _run(["ip", "netns", "exec", netns.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
         _make_cgroup(cgroup)
         with (workdir / "nspawn.log").open("wb") as log:
@@ -255,7 +260,10 @@ def boot_host(
     return host
 
 
-def _netns(index: int) -> Netns:
+def _netns(index: int, lan: Lan | None = None) -> Netns:
+    if lan:
+        return Netns(name=f"ark-host-{index}", host_if=f"ark-host{index}", host_ip=lan.host_ip,
+                     node_ip=lan.address(index), prefix_len=lan.prefix_len)
     return Netns(
         name=f"ark-host-{index}",
         host_if=f"ark-host{index}",

@@ -1,8 +1,11 @@
-"""The cluster's own network namespace, joined to the host by one veth pair.
+"""Network namespaces for the local cluster and the test hosts, and a switched LAN between them.
 
-House rule: traffic stays on loopback or inside network namespaces this code creates. So the
-namespace gets no default route; the host reaches the API server and the registry on the
-namespace-side veth address, and nothing in the namespace can reach beyond the host-side address.
+A Netns is joined to the machine by one veth pair, or plugged into a Lan: a bridge in a network
+namespace of its own that the machine joins the same way, so the hosts of a multi-host site reach
+each other and the machine's side, and nothing else.
+
+House rule: traffic stays on loopback or inside network namespaces this code creates. So no
+namespace gets a default route, and nothing inside can reach beyond the machine-side address.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ class Netns:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def create(self) -> None:
+    def create(self, lan: Lan | None = None) -> None:
+        """Without `lan`, host_if gets host_ip on the machine; with it, host_if is a port of the
+        LAN's bridge, and host_ip must be the LAN's machine-side address."""
         if self.exists():
             raise RuntimeError(
                 f"network namespace {self.name} already exists (left over from a crashed run?); "
@@ -37,8 +42,11 @@ class Netns:
         inner_if = "eth0"  # fine inside the namespace: it is the only interface besides lo
         _ip("netns", "add", self.name)
         _ip("link", "add", self.host_if, "type", "veth", "peer", "name", inner_if, "netns", self.name)
-        _ip("addr", "add", f"{self.host_ip}/{self.prefix_len}", "dev", self.host_if)
-        _ip("link", "set", self.host_if, "up")
+        if lan:
+            lan.plug(self.host_if)
+        else:
+            _ip("addr", "add", f"{self.host_ip}/{self.prefix_len}", "dev", self.host_if)
+            _ip("link", "set", self.host_if, "up")
         _ip("-n", self.name, "addr", "add", f"{self.node_ip}/{self.prefix_len}", "dev", inner_if)
         _ip("-n", self.name, "link", "set", inner_if, "up")
         _ip("-n", self.name, "link", "set", "lo", "up")
@@ -63,6 +71,72 @@ class Netns:
         and containerd would not see each other's volume mounts.
         """
         return ["nsenter", f"--net={self.path}", "--", *argv]
+
+
+@dataclass(frozen=True)
+class Lan:
+    """One layer-2 segment, 10.213.INDEX.0/24: the bridge `lan` in network namespace ark-lan-INDEX.
+    The machine is on it as 10.213.INDEX.1 (veth ark-lanINDEX); host N plugged in is 10.213.INDEX.N."""
+
+    index: int
+    prefix_len = 24
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= 199:
+            raise ValueError(f"LAN index must be 1..199 (10.213.0.0/30 belongs to localsite.cluster): {self.index}")
+
+    @property
+    def name(self) -> str:
+        return f"ark-lan-{self.index}"
+
+    @property
+    def host_if(self) -> str:
+        return f"ark-lan{self.index}"
+
+    @property
+    def host_ip(self) -> str:
+        return self.address(1)
+
+    def address(self, number: int) -> str:
+        if not 1 <= number <= 254:
+            raise ValueError(f"a LAN address number is 1..254 (1 is the machine): {number}")
+        return f"10.213.{self.index}.{number}"
+
+    @property
+    def path(self) -> Path:
+        return Path("/run/netns") / self.name
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def create(self) -> None:
+        if self.exists():
+            raise RuntimeError(
+                f"network namespace {self.name} already exists (left over from a crashed run?); "
+                f"clean it with: ip netns delete {self.name}"
+            )
+        _ip("netns", "add", self.name)
+        _ip("-n", self.name, "link", "add", "lan", "type", "bridge")
+        _ip("-n", self.name, "link", "set", "lan", "up")
+        _ip("link", "add", self.host_if, "type", "veth", "peer", "name", "uplink")
+        _ip("addr", "add", f"{self.host_ip}/{self.prefix_len}", "dev", self.host_if)
+        _ip("link", "set", self.host_if, "up")
+        self.plug("uplink")
+
+    def plug(self, link: str) -> None:
+        """Move `link` (a veth end on the machine) into the LAN as a port of its bridge."""
+        _ip("link", "set", link, "netns", self.name)
+        _ip("-n", self.name, "link", "set", link, "master", "lan")
+        _ip("-n", self.name, "link", "set", link, "up")
+
+    def delete(self) -> None:
+        """Remove the LAN; its ports go with it and take their machine-side ends along."""
+        if self.exists():
+            _ip("netns", "delete", self.name)
+        host_link = Path("/sys/class/net", self.host_if)
+        deadline = time.monotonic() + 5
+        while host_link.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _ip(*args: str) -> None:

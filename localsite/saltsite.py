@@ -1,12 +1,18 @@
-"""The all-in-one ARK site built by Salt on a systemd test host, for the demo and the tests.
+"""ARK sites built by Salt on systemd test hosts, for the demo and the tests.
 
-The host has no route out, as a site with no internet. What such a site runs for itself, this
-module runs on the machine's side of the host's veth (10.213.N.1), and stops by PID afterwards:
+A site is a plan: which hosts, with which roles, on one LAN (localsite.netns.Lan) with no route
+out, as a site with no internet. ALL_IN_ONE is one host with every role; SPLIT has a host per
+concern (control plane with registry, CE, worker), shares the site CA through pillar, and gives
+the CE and the worker one session directory, as a shared file system would.
+
+What a site runs for itself, this module runs on the machine's side of the LAN (10.213.L.1), and
+stops by PID afterwards:
 - a files repository (python's http.server): the Kubernetes binaries built from Debian's source
   (/var/cache/ark/kubernetes-*/bin) under kubernetes/<version>/, and the arc_bridge wheel with its
   dependencies' wheels and its .sha256;
-- an apt proxy (Debian's apt-cacher-ng), named to the host through pillar ark:apt:proxy.
-The pillar is the example site (pillar/site.sls) with an overlay for this host.
+- an apt proxy (Debian's apt-cacher-ng), named to the hosts through pillar ark:apt:proxy.
+The pillar is the example site (pillar/site.sls), an overlay for this site, and one file per host,
+selected by minion id in top.sls as pillar/top.sls describes.
 """
 
 from __future__ import annotations
@@ -30,24 +36,65 @@ import yaml
 from .arex import ArcClient
 from .host import Host, highstate, install_salt, kubelet_sysctls, running_host
 from .images import LAYOUT_TAG, debian_mirror, pause_layout, vo_base_layout
+from .netns import Lan
+from .pki import make_ca
 from .processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
-HOST_INDEX = 21
-HOST_NAME = "ark-aio"
-HOST_SIDE = f"10.213.{HOST_INDEX}.1"
-NODE_IP = f"10.213.{HOST_INDEX}.2"
 FILES_PORT = 8021
 APT_PROXY_PORT = 3142
-AREX_ENDPOINT = f"https://{HOST_NAME}:8443/arex"
 K8S_VERSION = "1.20.2"
 K8S_BIN = Path("/var/cache/ark/kubernetes-1.20.5+really1.20.2/bin")
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl")
 WHEEL_CACHE = Path("/var/cache/ark/bridge-wheels")
 ACNG_CACHE = Path("/var/cache/ark/apt-cacher-ng")
 HIGHSTATE_TIMEOUT = 1800.0
+ROLES = ("control-plane", "worker", "registry", "ce")
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str  # hostname, minion id and Kubernetes node name
+    number: int  # netns ark-host-NUMBER, address 10.213.LAN.NUMBER
+    roles: tuple[str, ...]
+    pod_cidr: str | None = None  # a worker's own pod range (default: the example site's)
+    shares_sessiondir: bool = False  # binds the site's one session directory (CE and workers)
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    name: str
+    lan: Lan
+    hosts: tuple[HostPlan, ...]  # highstate runs in this order: the API server before its clients
+
+    def address(self, host: str) -> str:
+        return self.lan.address(self.host(host).number)
+
+    def host(self, name: str) -> HostPlan:
+        (plan,) = [h for h in self.hosts if h.name == name]
+        return plan
+
+    def with_role(self, role: str) -> HostPlan:
+        """The site's (first) host with this role."""
+        return next(h for h in self.hosts if role in h.roles)
+
+    @property
+    def arex_endpoint(self) -> str:
+        return f"https://{self.with_role('ce').name}:8443/arex"
+
+
+# A-REX's session directory (pillar ark:arex:sessiondir), which pods mount from their node.
+SESSIONDIR = "/var/spool/arc/sessiondir"
+
+ALL_IN_ONE = SitePlan("all-in-one", Lan(21), (HostPlan("ark-aio", 2, ROLES),))
+SPLIT = SitePlan("split", Lan(30), (
+    HostPlan("ark-cp", 31, ("control-plane", "registry")),
+    HostPlan("ark-ce", 32, ("ce",), shares_sessiondir=True),
+    HostPlan("ark-wn1", 33, ("worker",), pod_cidr="10.214.1.0/24", shares_sessiondir=True),
+))
+SITES = {plan.name: plan for plan in (ALL_IN_ONE, SPLIT)}
 
 
 def example_pillar() -> dict[str, Any]:
@@ -56,11 +103,15 @@ def example_pillar() -> dict[str, Any]:
 
 @dataclass
 class SaltSite:
-    host: Host
+    plan: SitePlan
+    hosts: dict[str, Host]
     workdir: Path
-    first: tuple[int, Any]  # (returncode, result) of the first highstate
-    second: tuple[int, Any]  # ... and of the re-apply
+    first: dict[str, tuple[int, Any]]  # per host, (returncode, result) of the first highstate
+    second: dict[str, tuple[int, Any]]  # ... and of the re-apply
     timings: dict[str, float] = field(default_factory=dict)
+
+    def with_role(self, role: str) -> Host:
+        return self.hosts[self.plan.with_role(role).name]
 
 
 def _sha256(path: Path) -> str:
@@ -108,19 +159,19 @@ def _wait_for_port(address: str, port: int, process: subprocess.Popen, timeout: 
 
 
 @contextlib.contextmanager
-def served(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen]:
-    """A server process of ours listening on HOST_SIDE:port; stopped by its PID on exit."""
+def served(argv: list[str], address: str, port: int, log: Path) -> Iterator[subprocess.Popen]:
+    """A server process of ours listening on address:port; stopped by its PID on exit."""
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(HOST_SIDE, port, process)
+        _wait_for_port(address, port, process)
         yield process
     finally:
         stop(process)
 
 
-def apt_cacher_ng(workdir: Path) -> list[str]:
-    """Debian's apt-cacher-ng listening only on HOST_SIDE, fetching from this machine's mirror."""
+def apt_cacher_ng(workdir: Path, address: str) -> list[str]:
+    """Debian's apt-cacher-ng listening only on `address`, fetching from this machine's mirror."""
     ACNG_CACHE.mkdir(parents=True, exist_ok=True)
     (workdir / "acng-log").mkdir()
     config = workdir / "acng-conf"
@@ -130,94 +181,134 @@ def apt_cacher_ng(workdir: Path) -> list[str]:
     (config / "backends_debian").write_text(debian_mirror().rstrip("/") + "/\n")
     return [
         "/usr/sbin/apt-cacher-ng", "-c", str(config),
-        "ForeGround=1", f"BindAddress={HOST_SIDE}", f"Port={APT_PROXY_PORT}",
+        "ForeGround=1", f"BindAddress={address}", f"Port={APT_PROXY_PORT}",
         f"CacheDir={ACNG_CACHE}", f"LogDir={workdir / 'acng-log'}",
         f"SocketPath={workdir / 'acng.socket'}", f"PidFile={workdir / 'acng.pid'}",
     ]
 
 
-def site_pillar(directory: Path, checksums: dict[str, str], wheel: str) -> Path:
-    """The example site with this host's overlay: every role, this host's addresses and mirrors."""
-    directory.mkdir()
+def site_pillar(plan: SitePlan, directory: Path, checksums: dict[str, str], wheel: str) -> Path:
+    """The example site, this site's overlay (mirrors, where each service runs, names, the CA of a
+    site on several hosts) and a file per host (roles, address, name), laid out as pillar/top.sls
+    describes."""
+    (directory / "hosts").mkdir(parents=True)
     shutil.copy(REPO / "pillar" / "site.sls", directory / "site.sls")
-    overlay = {
-        "ark": {
-            "node_ip": NODE_IP,
-            "files_repo": f"http://{HOST_SIDE}:{FILES_PORT}",
-            "apt": {"proxy": f"http://{HOST_SIDE}:{APT_PROXY_PORT}"},
-            "kubernetes": {
-                "checksums": {K8S_VERSION: checksums},
-                "apiserver": {"address": NODE_IP},
-                "node_name": HOST_NAME,
-                # A nested kubelet on a shared machine: report status every second, and do not
-                # let the machine's disk or memory use (not this site's) evict or taint anything.
-                "kubelet_config": {
-                    "nodeStatusUpdateFrequency": "1s",
-                    "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
-                },
+    machine = plan.lan.host_ip
+    ce = plan.with_role("ce").name
+    overlay: dict[str, Any] = {
+        "files_repo": f"http://{machine}:{FILES_PORT}",
+        "apt": {"proxy": f"http://{machine}:{APT_PROXY_PORT}"},
+        "hosts": {host.name: plan.address(host.name) for host in plan.hosts},
+        "kubernetes": {
+            "checksums": {K8S_VERSION: checksums},
+            "apiserver": {"address": plan.address(plan.with_role("control-plane").name)},
+            # A nested kubelet on a shared machine: report status every second, and do not let
+            # the machine's disk or memory use (not this site's) evict or taint anything.
+            "kubelet_config": {
+                "nodeStatusUpdateFrequency": "1s",
+                "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
             },
-            "registry": {"address": NODE_IP},
-            "arex": {"hostname": HOST_NAME, "listen": NODE_IP, "infoprovider_period": 10},
-            "bridge": {"wheel": wheel},
-        }
+        },
+        "registry": {"address": plan.address(plan.with_role("registry").name)},
+        "arex": {"hostname": ce, "listen": plan.address(ce), "infoprovider_period": 10},
+        "bridge": {"wheel": wheel},
     }
-    (directory / "aio.sls").write_text(yaml.safe_dump(overlay))
-    (directory / "top.sls").write_text(yaml.safe_dump({"base": {"*": ["site", "aio"]}}))
+    if len(plan.hosts) > 1:
+        ca = make_ca(directory.parent / "site-ca", "ark-site-ca")
+        overlay["pki"] = {"ca": {"cert": ca.cert.read_text(), "key": ca.key.read_text()}}
+    (directory / "local.sls").write_text(yaml.safe_dump({"ark": overlay}))
+    (directory / "local.sls").chmod(0o600)
+    top: dict[str, list[str]] = {"*": ["site", "local"]}
+    for host in plan.hosts:
+        own = {"roles": list(host.roles), "node_ip": plan.address(host.name),
+               "kubernetes": {"node_name": host.name}}
+        if host.pod_cidr:
+            own["kubernetes"]["pod_cidr"] = host.pod_cidr
+        (directory / "hosts" / f"{host.name}.sls").write_text(yaml.safe_dump({"ark": own}))
+        top[host.name] = [f"hosts.{host.name}"]
+    (directory / "top.sls").write_text(yaml.safe_dump({"base": top}))
     return directory
 
 
 @contextlib.contextmanager
-def running_salt_site(workdir: Path, progress: Progress = print) -> Iterator[SaltSite]:
-    """Boot the host, highstate it with every role, re-apply; the host runs until the block ends."""
+def running_lan(lan: Lan) -> Iterator[Lan]:
+    lan.create()
+    try:
+        yield lan
+    finally:
+        lan.delete()
+
+
+@contextlib.contextmanager
+def running_salt_site(plan: SitePlan, workdir: Path, progress: Progress = print) -> Iterator[SaltSite]:
+    """Boot the plan's hosts, highstate each, then re-apply each; the hosts run until the block ends."""
     started = time.monotonic()
     timings: dict[str, float] = {}
     repo, checksums, wheel = files_repository(workdir / "files")
-    pillar = site_pillar(workdir / "pillar", checksums, wheel)
-    # The host's /proc/sys is read-only: the machine takes the kernel settings its kubelet needs.
-    with kubelet_sysctls(), running_host(HOST_NAME, workdir / "host", index=HOST_INDEX, progress=progress) as host:
-        install_salt(host, progress)
-        # A-REX's postinst (and much else) needs the host's own name to resolve.
-        # debootstrap's minbase has no /etc/hosts at all.
-        host.write_file("/etc/hosts", f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{NODE_IP}\t{HOST_NAME}\n")
-        files = [sys.executable, "-m", "http.server", "--bind", HOST_SIDE, "--directory", str(repo), str(FILES_PORT)]
-        with served(files, FILES_PORT, workdir / "files.log"), \
-                served(apt_cacher_ng(workdir), APT_PROXY_PORT, workdir / "acng.log"):
-            results = []
-            for run in ("first", "second"):
-                progress(f"==> {run} highstate (all roles: control-plane, worker, registry, ce)")
-                t0 = time.monotonic()
-                results.append(highstate(host, pillar, timeout=HIGHSTATE_TIMEOUT))
-                timings[f"{run}_highstate"] = time.monotonic() - t0
-                progress(f"==> {run} highstate: {timings[f'{run}_highstate']:.1f} s")
-                (workdir / f"{run}.json").write_text(json.dumps(results[-1], indent=1))
+    pillar = site_pillar(plan, workdir / "pillar", checksums, wheel)
+    # One directory of the machine's as the session directory of the CE and the workers, as a
+    # shared file system would be.
+    sessiondir = workdir / "sessiondir"
+    sessiondir.mkdir()
+    machine = plan.lan.host_ip
+    with contextlib.ExitStack() as stack:
+        # The hosts' /proc/sys is read-only: the machine takes the kernel settings kubelet needs.
+        stack.enter_context(kubelet_sysctls())
+        stack.enter_context(running_lan(plan.lan))
+        hosts: dict[str, Host] = {}
+        for spec in plan.hosts:
+            binds = [f"{sessiondir}:{SESSIONDIR}"] if spec.shares_sessiondir else []
+            hosts[spec.name] = stack.enter_context(running_host(
+                spec.name, workdir / spec.name, index=spec.number, lan=plan.lan, binds=binds, progress=progress))
+            install_salt(hosts[spec.name], progress)
+        timings["hosts_up"] = time.monotonic() - started
+        files = [sys.executable, "-m", "http.server", "--bind", machine, "--directory", str(repo), str(FILES_PORT)]
+        with served(files, machine, FILES_PORT, workdir / "files.log"), \
+                served(apt_cacher_ng(workdir, machine), machine, APT_PROXY_PORT, workdir / "acng.log"):
+            results: dict[str, dict[str, tuple[int, Any]]] = {"first": {}, "second": {}}
+            for run in results:
+                for spec in plan.hosts:
+                    progress(f"==> {run} highstate of {spec.name} ({', '.join(spec.roles)})")
+                    t0 = time.monotonic()
+                    results[run][spec.name] = highstate(hosts[spec.name], pillar, timeout=HIGHSTATE_TIMEOUT)
+                    timings[f"{run}_highstate_{spec.name}"] = time.monotonic() - t0
+                    progress(f"==> {run} highstate of {spec.name}: {time.monotonic() - t0:.1f} s")
+                    (workdir / f"{run}-{spec.name}.json").write_text(json.dumps(results[run][spec.name], indent=1))
         timings["setup"] = time.monotonic() - started
         progress(f"==> site timings: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
-        yield SaltSite(host, workdir, results[0], results[1], timings)
+        yield SaltSite(plan, hosts, workdir, results["first"], results["second"], timings)
 
 
-def push_image(host: Host, layout: Path, repository: str, workdir: Path) -> None:
+def push_image(site: SaltSite, layout: Path, repository: str, workdir: Path) -> None:
     """What a VO manager does: push an OCI layout over TLS (site CA) with a push account."""
     certs = workdir / "registry-certs"
     certs.mkdir(exist_ok=True)
-    shutil.copy(host.root / "etc/ark/pki/ca.crt", certs / "ca.crt")
+    shutil.copy(site_ca(site), certs / "ca.crt")
     push = example_pillar()["registry"]["push_users"]["alpha"]
+    registry = site.plan.address(site.plan.with_role("registry").name)
     subprocess.run(
         ["skopeo", "copy", "--quiet", f"--dest-cert-dir={certs}", f"--dest-creds={push['name']}:{push['password']}",
-         f"oci:{layout}:{LAYOUT_TAG}", f"docker://{NODE_IP}:5000/{repository}"],
+         f"oci:{layout}:{LAYOUT_TAG}", f"docker://{registry}:5000/{repository}"],
         check=True, capture_output=True, text=True,
     )
 
 
-def push_site_images(host: Host, workdir: Path, progress: Progress = print) -> None:
+def push_site_images(site: SaltSite, workdir: Path, progress: Progress = print) -> None:
     """The pod sandbox image and VO alpha's base image, as the VO manager pushes them after highstate."""
     progress("==> pushing ark/pause:3.2 and vo-alpha/base:1 into the site registry (TLS, push account)")
-    push_image(host, pause_layout(K8S_BIN / "pause"), "ark/pause:3.2", workdir)
-    push_image(host, vo_base_layout(progress), "vo-alpha/base:1", workdir)
+    push_image(site, pause_layout(K8S_BIN / "pause"), "ark/pause:3.2", workdir)
+    push_image(site, vo_base_layout(progress), "vo-alpha/base:1", workdir)
+
+
+def site_ca(site: SaltSite) -> Path:
+    """The site CA's certificate, as every host has it."""
+    return site.with_role("registry").root / "etc/ark/pki/ca.crt"
 
 
 class SiteArcClient(ArcClient):
-    """The ARC client on this machine, seeing the host's name (the A-REX endpoint and certificate
-    name) through a private /etc/hosts in its own mount namespace: the machine's stays untouched."""
+    """The ARC client on this machine, seeing the site's host names (the A-REX endpoint and
+    certificate name) through a private /etc/hosts in its own mount namespace: the machine's
+    stays untouched."""
 
     hosts_file: Path
 
@@ -227,13 +318,15 @@ class SiteArcClient(ArcClient):
         return super().run(*bound, *args, cwd=cwd, timeout=timeout)
 
 
-def grid_client(host: Host, workdir: Path) -> SiteArcClient:
+def grid_client(site: SaltSite, workdir: Path) -> SiteArcClient:
     """An ARC client for a grid user of VO alpha (pillar ark:vos:alpha:dns), certified by the site CA."""
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o755)
     ca_dir = workdir / "certificates"
     ca_dir.mkdir()
-    shutil.copy(host.root / "etc/ark/pki/ca.crt", ca_dir / "ark-site-ca.pem")
+    ca_cert = site_ca(site)
+    ca_key = ca_cert.with_name("ca.key")
+    shutil.copy(ca_cert, ca_dir / "ark-site-ca.pem")
     subprocess.run(["openssl", "rehash", str(ca_dir)], check=True)
     key, csr, cert, ext = (workdir / name for name in ("userkey.pem", "user.csr", "usercert.pem", "ext.cnf"))
     ext.write_text("basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
@@ -242,11 +335,13 @@ def grid_client(host: Host, workdir: Path) -> SiteArcClient:
     subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
                     "-subj", dn], check=True, capture_output=True)
     key.chmod(0o400)
-    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(host.root / "etc/ark/pki/ca.crt"),
-                    "-CAkey", str(host.root / "etc/ark/pki/ca.key"), "-CAserial", str(workdir / "ca.srl"),
-                    "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", str(cert)],
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+                    "-CAserial", str(workdir / "ca.srl"), "-CAcreateserial", "-days", "1", "-extfile", str(ext),
+                    "-out", str(cert)],
                    check=True, capture_output=True)
+    ce = site.plan.with_role("ce").name
     SiteArcClient.hosts_file = workdir / "hosts"
-    SiteArcClient.hosts_file.write_text(Path("/etc/hosts").read_text() + f"\n{NODE_IP}\t{HOST_NAME}\n")
-    arex = types.SimpleNamespace(workdir=workdir, user_cert=cert, user_key=key, ca_dir=ca_dir, endpoint=AREX_ENDPOINT)
+    SiteArcClient.hosts_file.write_text(Path("/etc/hosts").read_text() + f"\n{site.plan.address(ce)}\t{ce}\n")
+    arex = types.SimpleNamespace(workdir=workdir, user_cert=cert, user_key=key, ca_dir=ca_dir,
+                                 endpoint=site.plan.arex_endpoint)
     return SiteArcClient.create(arex)

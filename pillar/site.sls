@@ -19,8 +19,8 @@ ark:
 
   # Static /etc/hosts entries (name: IPv4 address) for names the site's DNS does not know; the
   # host's own name must resolve before A-REX installs. Empty (the default): DNS only.
-  hosts:
-    ark-node-1: 10.213.0.2
+  # Example: {ark-node-1: 10.213.0.2}
+  hosts: {}
 
   # The site CA that issues every certificate (API server, kubelets, registry, A-REX host
   # certificate), as PEM text. Empty (the default) is allowed only on a host with every role,
