@@ -9,6 +9,7 @@ process's cgroup in every hierarchy. Commands run inside with nsenter into the h
 Caches, built once per machine and reused by every host:
   /var/cache/ark/hosts/base-vBASE_VERSION   the debootstrap root (a few minutes to build)
   /var/cache/ark/salt-wheels                wheels of salt==SALT_VERSION for Debian's python3
+  /var/cache/ark/hosts/salt-venv-*          Salt's virtualenv as the first host installed it
 Per host: WORKDIR/root, a copy of the base (seconds), removed at shutdown; WORKDIR/nspawn.log
 keeps the host's console output.
 
@@ -481,19 +482,32 @@ def _mounts_under(directory: Path) -> list[str]:
 
 
 def install_salt(host: Host, progress: Progress = print) -> None:
-    """Install salt==SALT_VERSION in a virtualenv in the host, from the cached wheels, masterless."""
-    wheels = salt_wheels(progress)
-    progress(f"==> installing salt {SALT_VERSION} into test host {host.name}")
-    # A copy, not a bind: nspawn binds are fixed at boot, and the wheels are needed only now.
-    shutil.copytree(wheels, host.root / "var/tmp/salt-wheels")
-    try:
-        host.run(DEBIAN_PYTHON, "-m", "venv", SALT_VENV, check=True)
-        host.run(
-            f"{SALT_VENV}/bin/pip", "install", "--quiet", "--no-index", "--find-links=/var/tmp/salt-wheels",
-            f"salt=={SALT_VERSION}", check=True,
-        )
-    finally:
-        shutil.rmtree(host.root / "var/tmp/salt-wheels")
+    """Install salt==SALT_VERSION in a virtualenv in the host, from the cached wheels, masterless.
+
+    The first host installs from the wheels (about 20 s) and leaves a copy of its virtualenv in
+    the cache; later hosts get that copy (a second). A virtualenv works only at the path it was
+    made at and with the Python it was made with: both are the base image's, hence the key."""
+    cached = HOST_CACHE / f"salt-venv-{SALT_VERSION}-base-v{BASE_VERSION}"
+    target = host.root / SALT_VENV.lstrip("/")
+    if cached.is_dir():
+        progress(f"==> installing salt {SALT_VERSION} into test host {host.name} (cached virtualenv)")
+        _run(["cp", "--reflink=auto", "-a", str(cached), str(target)])
+    else:
+        wheels = salt_wheels(progress)
+        progress(f"==> installing salt {SALT_VERSION} into test host {host.name}")
+        # A copy, not a bind: nspawn binds are fixed at boot, and the wheels are needed only now.
+        shutil.copytree(wheels, host.root / "var/tmp/salt-wheels")
+        try:
+            host.run(DEBIAN_PYTHON, "-m", "venv", SALT_VENV, check=True)
+            host.run(
+                f"{SALT_VENV}/bin/pip", "install", "--quiet", "--no-index", "--find-links=/var/tmp/salt-wheels",
+                f"salt=={SALT_VERSION}", check=True,
+            )
+        finally:
+            shutil.rmtree(host.root / "var/tmp/salt-wheels")
+        building = cached.with_name(f"{cached.name}.building-{os.getpid()}")
+        _run(["cp", "--reflink=auto", "-a", str(target), str(building)])
+        _publish(building, cached)
     # The host's own /etc/salt: it is a whole machine, so Salt's default places are the right ones.
     host.write_file(
         "/etc/salt/minion",

@@ -2,8 +2,9 @@
 
 A site is a plan: which hosts, with which roles, on one LAN (localsite.netns.Lan) with no route
 out, as a site with no internet. ALL_IN_ONE is one host with every role; SPLIT has a host per
-concern (control plane with registry, CE, worker), shares the site CA through pillar, and gives
-the CE and the worker one session directory, as a shared file system would.
+concern (control plane with registry, CE, two workers with pod ranges of their own), shares the
+site CA through pillar, and gives the CE and the workers one session directory, as a shared file
+system would.
 
 What a site runs for itself, this module runs on the machine's side of the LAN (10.213.L.1), and
 stops by PID afterwards:
@@ -93,6 +94,7 @@ SPLIT = SitePlan("split", Lan(30), (
     HostPlan("ark-cp", 31, ("control-plane", "registry")),
     HostPlan("ark-ce", 32, ("ce",), shares_sessiondir=True),
     HostPlan("ark-wn1", 33, ("worker",), pod_cidr="10.214.1.0/24", shares_sessiondir=True),
+    HostPlan("ark-wn2", 34, ("worker",), pod_cidr="10.214.2.0/24", shares_sessiondir=True),
 ))
 SITES = {plan.name: plan for plan in (ALL_IN_ONE, SPLIT)}
 

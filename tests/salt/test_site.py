@@ -4,13 +4,14 @@ localsite/saltsite.py boots the hosts on a LAN with no route out (as a site with
 serves them the site's files repository and an apt proxy, and applies highstate to each host
 twice. Two sites, each checked against the same expectations per role:
 - all-in-one: one host with every role, which makes its own CA;
-- split: control plane with registry, CE and worker on hosts of their own, sharing the site CA
-  from pillar, and the CE and the worker sharing the session directory.
+- split: control plane with registry, CE and two workers on hosts of their own, sharing the site
+  CA from pillar, and the CE and the workers sharing the session directory.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import ssl
@@ -224,6 +225,36 @@ def test_job_runs_as_a_pod(site_images):
     log(f"job create -> Complete: {elapsed:.1f} s")
     logs = ce.run(*admin, "logs", "job/site-proof")
     assert logs.stdout.strip() == "hello from 20001 on the site", logs.stderr
+
+
+def test_each_worker_gives_pods_addresses_from_its_own_range(site_images):
+    """Pods get addresses from their node's pod_cidr (pillar ark:kubernetes:pod_cidr per worker),
+    so no two workers hand out the same address."""
+    admin = site_images.with_role("control-plane")
+    kubectl = ["kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig", "-n", "ark-alpha"]
+    registry = site_images.plan.address(site_images.plan.with_role("registry").name)
+    default_range = example_pillar()["kubernetes"]["pod_cidr"]
+    workers = [plan for plan in site_images.plan.hosts if "worker" in plan.roles]
+    for plan in workers:
+        pod = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"range-{plan.name}", "namespace": "ark-alpha"},
+            "spec": {
+                "nodeName": plan.name, "restartPolicy": "Never", "automountServiceAccountToken": False,
+                "securityContext": {"runAsUser": 20001, "runAsNonRoot": True},
+                "containers": [{"name": "idle", "image": f"{registry}:5000/vo-alpha/base:1",
+                                "command": ["sleep", "60"]}],
+            },
+        }
+        created = admin.run(*kubectl, "create", "-f", "-", input=json.dumps(pod))
+        assert created.returncode == 0, created.stderr
+    for plan in workers:
+        name = f"range-{plan.name}"
+        ready = admin.run(*kubectl, "wait", "--for=condition=Ready", "--timeout=90s", f"pod/{name}", timeout=120)
+        assert ready.returncode == 0, ready.stderr + admin.run(*kubectl, "describe", "pod", name).stdout
+        ip = admin.run(*kubectl, "get", "pod", name, "-o", "jsonpath={.status.podIP}").stdout
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(plan.pod_cidr or default_range), (plan.name, ip)
+        admin.run(*kubectl, "delete", "pod", name, "--wait=false")
 
 
 def test_grid_job_from_the_arc_client(site_images, tmp_path):
