@@ -232,3 +232,13 @@ def assert_stopped(run: SaltRun, key: str) -> None:
     # A list of render errors instead of state results: highstate ran no state at all.
     assert isinstance(run.result, list), f"highstate ran states with a bad pillar:\n{run.output[-3000:]}"
     assert f"pillar ark:{key}:" in run.output, failures(run)
+
+
+def test_names_of_one_address_share_one_hosts_line(runs):
+    """host.only makes an address's line hold exactly its names, so names of one address must
+    come in one state, or two states would take turns rewriting the line."""
+    run = runs[("sls", "two-vos")]
+    if not run.rendered:
+        pytest.skip("the site did not render (see test_site_renders)")
+    hosts = {state_id: arg for state_id, module, arg in state_args(run.result) if module == "host" and "hostnames" in arg}
+    assert hosts == {"ark-hosts-10.213.0.2-present": {"hostnames": ["ark-node-1", "registry.example.org"]}}

@@ -27,3 +27,7 @@ ark:
   priority_classes:
     ark-normal: 0
     ark-urgent: 90
+  # Two names for one address: one /etc/hosts line holds both.
+  hosts:
+    ark-node-1: 10.213.0.2
+    registry.example.org: 10.213.0.2
