@@ -1,8 +1,8 @@
 """ARK's demo: a grid site installed by Salt, and one grid job through it.
 
 Boots Debian 12 hosts with systemd (systemd-nspawn, on a network of their own with no route out):
-one host with every role, or with --site split a control plane with the registry, a CE and a
-worker. Serves them a files repository and an apt proxy as a site's own mirrors would, applies
+one host with every role, or with --site split a host per role (control plane, registry, CE, and
+two workers). Serves them a files repository and an apt proxy as a site's own mirrors would, applies
 highstate on each (Kubernetes control plane and node, VO registry, A-REX with lrms = kubernetes,
 arkd), re-applies it (zero changes), pushes the VO image as a VO manager would, then submits a
 job with the ARC client from outside the site, follows it to its pod and back, and tears
@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="keep the site running until Ctrl-C")
     parser.add_argument("--site", choices=SITES, default="all-in-one",
-                        help="one host with every role (default), or split: control plane with registry, "
-                             "CE and worker on hosts of their own")
+                        help="one host with every role (default), or split: control plane, registry, CE "
+                             "and two workers on hosts of their own")
     args = parser.parse_args(argv)
     plan = SITES[args.site]
 

@@ -1,10 +1,10 @@
 """ARK sites built by Salt on systemd test hosts, for the demo and the tests.
 
 A site is a plan: which hosts, with which roles, on one LAN (localsite.netns.Lan) with no route
-out, as a site with no internet. ALL_IN_ONE is one host with every role; SPLIT has a host per
-concern (control plane with registry, CE, two workers with pod ranges of their own), shares the
-site CA through pillar, and gives the CE and the workers one session directory, as a shared file
-system would.
+out, as a site with no internet. ALL_IN_ONE is one host with every role; SPLIT gives each role
+hosts of its own (control plane, registry, CE, two workers with pod ranges of their own), shares
+the site CA through pillar, and gives the CE and the workers one session directory, as a shared
+file system would.
 
 What a site runs for itself, this module runs on the machine's side of the LAN (10.213.L.1), and
 stops by PID afterwards:
@@ -91,7 +91,8 @@ SESSIONDIR = "/var/spool/arc/sessiondir"
 
 ALL_IN_ONE = SitePlan("all-in-one", Lan(21), (HostPlan("ark-aio", 2, ROLES),))
 SPLIT = SitePlan("split", Lan(30), (
-    HostPlan("ark-cp", 31, ("control-plane", "registry")),
+    HostPlan("ark-cp", 31, ("control-plane",)),
+    HostPlan("ark-registry", 35, ("registry",)),
     HostPlan("ark-ce", 32, ("ce",), shares_sessiondir=True),
     HostPlan("ark-wn1", 33, ("worker",), pod_cidr="10.214.1.0/24", shares_sessiondir=True),
     HostPlan("ark-wn2", 34, ("worker",), pod_cidr="10.214.2.0/24", shares_sessiondir=True),

@@ -4,8 +4,8 @@ localsite/saltsite.py boots the hosts on a LAN with no route out (as a site with
 serves them the site's files repository and an apt proxy, and applies highstate to each host
 twice. Two sites, each checked against the same expectations per role:
 - all-in-one: one host with every role, which makes its own CA;
-- split: control plane with registry, CE and two workers on hosts of their own, sharing the site
-  CA from pillar, and the CE and the workers sharing the session directory.
+- split: every role on hosts of its own (control plane, registry, CE, two workers), sharing the
+  site CA from pillar, and the CE and the workers sharing the session directory.
 """
 
 from __future__ import annotations
