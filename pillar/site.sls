@@ -43,7 +43,9 @@ ark:
     proxy: ""
 
   kubernetes:
-    # The version to install: a key of salt/ark/versions.yaml or of `checksums` below.
+    # The version to install: a key of salt/ark/versions.yaml or of `checksums` below. The
+    # formula follows the flags that releases removed (--port in 1.24, --container-runtime in
+    # 1.27); ARK runs 1.20.2 in its tests and renders a current release (1.31) in seconds.
     version: "1.20.2"
     # sha256 of each binary in files_repo/kubernetes/<version>/, merged over versions.yaml; a
     # version without them is refused. Binaries built locally (as ARK's 1.20.2 from Debian's

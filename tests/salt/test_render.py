@@ -35,6 +35,7 @@ SITES = {
     "registry": (BASE + ("site_ca", "role_registry"), ["registry"]),
     "ce": (BASE + ("site_ca", "role_ce"), ["ce"]),
     "two-vos": (BASE + ("two_vos",), ALL_ROLES),
+    "upstream-release": (BASE + ("upstream_release",), ALL_ROLES),
 }
 # test pillar: the pillar key its message must name
 BAD_PILLARS = {
@@ -242,3 +243,22 @@ def test_names_of_one_address_share_one_hosts_line(runs):
         pytest.skip("the site did not render (see test_site_renders)")
     hosts = {state_id: arg for state_id, module, arg in state_args(run.result) if module == "host" and "hostnames" in arg}
     assert hosts == {"ark-hosts-10.213.0.2-present": {"hostnames": ["ark-node-1", "registry.example.org"]}}
+
+
+def unit_argv(run: SaltRun, unit: str) -> list[str]:
+    args = run.result[f"ark-{unit}-unit"]["file"]
+    return next(arg["context"]["argv"] for arg in args if isinstance(arg, dict) and "context" in arg)
+
+
+@pytest.mark.parametrize(("site", "version"), [("all-in-one", "1.20.2"), ("upstream-release", "1.31.4")])
+def test_flags_follow_the_kubernetes_release(runs, site, version):
+    """1.20 needs --port=0 (its insecure port) and --container-runtime=remote (dockershim is its
+    default); 1.24 and 1.27 removed those flags, and a binary refuses a flag it does not know."""
+    run = runs[("sls", site)]
+    if not run.rendered:
+        pytest.skip("the site did not render (see test_site_renders)")
+    assert any(f"/kubernetes/{version}/kubelet" in str(arg.get("source")) for _, _, arg in state_args(run.result))
+    old = version == "1.20.2"
+    for unit in ("kube-controller-manager", "kube-scheduler"):
+        assert ("--port=0" in unit_argv(run, unit)) == old, unit
+    assert ("--container-runtime=remote" in unit_argv(run, "kubelet")) == old

@@ -61,12 +61,11 @@ ark-etcd-configured:
           k8s.bin_dir ~ '/kube-controller-manager',
           '--kubeconfig=' ~ k8s.conf_dir ~ '/controller-manager.kubeconfig',
           '--bind-address=127.0.0.1',
-          '--port=0',
           '--leader-elect=false',
           '--use-service-account-credentials=true',
           '--service-account-private-key-file=' ~ k8s.sa_key,
           '--root-ca-file=' ~ k8s.ca_cert,
-        ],
+        ] + k8s.legacy_flags.insecure_port_off,
       },
       'kube-scheduler': {
         'description': 'Kubernetes scheduler',
@@ -75,14 +74,14 @@ ark-etcd-configured:
           k8s.bin_dir ~ '/kube-scheduler',
           '--kubeconfig=' ~ k8s.conf_dir ~ '/scheduler.kubeconfig',
           '--bind-address=127.0.0.1',
-          '--port=0',
           '--leader-elect=false',
-        ],
+        ] + k8s.legacy_flags.insecure_port_off,
       },
     } %}
 {#- Why the flags differ from the defaults:
     - the node's hostname need not resolve, its InternalIP routes (--kubelet-preferred-address-types);
-    - --port=0: 1.20 still serves plain, unauthenticated HTTP on every address without it;
+    - --port=0 (before 1.24, kubernetes/map.jinja): plain, unauthenticated HTTP on every
+      address otherwise;
     - each controller acts as its own service account (--use-service-account-credentials): the
       controller-manager's own role does not cover, e.g., the Job controller creating pods;
     - without --service-account-private-key-file the token controller stays off, service

@@ -123,11 +123,10 @@ ark-kubelet-configured:
       k8s.bin_dir ~ '/kubelet',
       '--config=' ~ k8s.conf_dir ~ '/kubelet.yaml',
       '--kubeconfig=' ~ k8s.conf_dir ~ '/kubelet.kubeconfig',
-      '--container-runtime=remote',
       '--container-runtime-endpoint=unix:///run/containerd/containerd.sock',
       '--node-ip=' ~ ark.node_ip,
       '--hostname-override=' ~ kube.node_name,
-    ] %}
+    ] + k8s.legacy_flags.remote_runtime %}
 {%- if kube.node_labels %}
 {%-   do argv.append('--node-labels=' ~ kube.node_labels | dictsort | map('join', '=') | join(',')) %}
 {%- endif %}
