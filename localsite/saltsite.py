@@ -282,25 +282,26 @@ def running_salt_site(plan: SitePlan, workdir: Path, progress: Progress = print)
         yield SaltSite(plan, hosts, workdir, results["first"], results["second"], timings)
 
 
-def push_image(site: SaltSite, layout: Path, repository: str, workdir: Path) -> None:
-    """What a VO manager does: push an OCI layout over TLS (site CA) with a push account."""
+def push_image(site: SaltSite, layout: Path, repository: str, account: dict[str, str], workdir: Path) -> None:
+    """Push an OCI layout over TLS (site CA) with a registry account (pillar {name, password})."""
     certs = workdir / "registry-certs"
     certs.mkdir(exist_ok=True)
     shutil.copy(site_ca(site), certs / "ca.crt")
-    push = example_pillar()["registry"]["push_users"]["alpha"]
     registry = site.plan.address(site.plan.with_role("registry").name)
     subprocess.run(
-        ["skopeo", "copy", "--quiet", f"--dest-cert-dir={certs}", f"--dest-creds={push['name']}:{push['password']}",
+        ["skopeo", "copy", "--quiet", f"--dest-cert-dir={certs}", f"--dest-creds={account['name']}:{account['password']}",
          f"oci:{layout}:{LAYOUT_TAG}", f"docker://{registry}:5000/{repository}"],
         check=True, capture_output=True, text=True,
     )
 
 
 def push_site_images(site: SaltSite, workdir: Path, progress: Progress = print) -> None:
-    """The pod sandbox image and VO alpha's base image, as the VO manager pushes them after highstate."""
-    progress("==> pushing ark/pause:3.2 and vo-alpha/base:1 into the site registry (TLS, push account)")
-    push_image(site, pause_layout(K8S_BIN / "pause"), "ark/pause:3.2", workdir)
-    push_image(site, vo_base_layout(progress), "vo-alpha/base:1", workdir)
+    """After highstate: the site admin pushes the pod sandbox image, VO alpha's manager its base image."""
+    accounts = example_pillar()["registry"]
+    progress("==> pushing ark/pause:3.2 (site admin account) and vo-alpha/base:1 (VO alpha's push account) "
+             "into the site registry over TLS")
+    push_image(site, pause_layout(K8S_BIN / "pause"), "ark/pause:3.2", accounts["admin_user"], workdir)
+    push_image(site, vo_base_layout(progress), "vo-alpha/base:1", accounts["push_users"]["alpha"], workdir)
 
 
 def site_ca(site: SaltSite) -> Path:

@@ -79,15 +79,23 @@ ark:
   registry:
     # Where the registry serves TLS with the site PKI (default: node_ip on the registry host,
     # required on worker and ce hosts without that role; port 5000). VO images live under
-    # <address>:<port>/vo-<VO name>/.
+    # <address>:<port>/vo-<VO name>/. nginx serves this address and checks the accounts; the
+    # registry itself listens on 127.0.0.1:backend_port.
     address: 10.213.0.2
     port: 5000
+    backend_port: 5001
     # The account containerd and the VOs' pods pull with (an image pull secret in every VO
     # namespace); needed on registry, worker and ce hosts. Secret: change it.
     pull_user:
       name: ark-pull
       password: change-me-pull
-    # One pushing account per VO, for the VO's image manager. Secrets: change them.
+    # The site's own account, which may push anywhere: the pod sandbox image ark/pause:3.2
+    # that every node needs. Needed on the registry host. Secret: change it.
+    admin_user:
+      name: ark-admin
+      password: change-me-admin
+    # One pushing account per VO, for the VO's image manager; it may push under vo-<VO>/ only
+    # (nginx in front of the registry enforces it). Secrets: change them.
     push_users:
       alpha:
         name: alpha-manager

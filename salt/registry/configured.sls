@@ -1,5 +1,9 @@
 {%- from "ark/map.jinja" import ark with context %}
-{%- set users = [ark.registry.pull_user] + (ark.registry.push_users.values() | list) %}
+{%- set users = [ark.registry.pull_user, ark.registry.admin_user] + (ark.registry.push_users.values() | list) %}
+{%- set htpasswd = '/etc/ark/registry/htpasswd' %}
+{#- Plain HTTP on loopback, no accounts of its own: nginx in front does TLS, accounts and
+    permissions (files/nginx-registry.conf.jinja). Relative URLs: upload locations then work
+    through the proxy. #}
 {%- set config = {
       'version': 0.1,
       'log': {'fields': {'service': 'registry'}},
@@ -9,11 +13,10 @@
         'cache': {'blobdescriptor': 'inmemory'},
       },
       'http': {
-        'addr': ark.registry_url,
-        'tls': {'certificate': '/etc/docker/registry/tls.crt', 'key': '/etc/docker/registry/tls.key'},
+        'addr': '127.0.0.1:' ~ ark.registry.backend_port,
+        'relativeurls': True,
         'headers': {'X-Content-Type-Options': ['nosniff']},
       },
-      'auth': {'htpasswd': {'realm': 'ARK registry', 'path': '/etc/docker/registry/htpasswd'}},
       'health': {'storagedriver': {'enabled': True, 'interval': '10s', 'threshold': 3}},
     } %}
 
@@ -21,7 +24,6 @@ include:
   - registry.installed
   - kubernetes.pki
 
-# The package's own config points htpasswd.path at a directory and so refuses every request.
 registry-config-managed:
   file.managed:
     - name: /etc/docker/registry/config.yml
@@ -32,49 +34,46 @@ registry-config-managed:
     - require:
       - pkg: registry-packages-installed
 
-# The registry runs as docker-registry and reads its own copy of the key, so the PKI formula
-# keeps its files root-only.
-registry-tls-cert-installed:
+{#- nginx's master reads the TLS key as root; its workers (www-data) read the accounts. #}
+registry-proxy-configured:
   file.managed:
-    - name: /etc/docker/registry/tls.crt
-    - source: {{ ark.registry.tls.cert }}
+    - name: /etc/nginx/conf.d/ark-registry.conf
+    - source: salt://registry/files/nginx-registry.conf.jinja
+    - template: jinja
+    - context:
+        htpasswd: {{ htpasswd }}
     - user: root
-    - group: docker-registry
+    - group: root
     - mode: "0644"
     - require:
       - pkg: registry-packages-installed
-      - x509: ark-pki-registry-cert
 
-registry-tls-key-installed:
-  file.managed:
-    - name: /etc/docker/registry/tls.key
-    - source: {{ ark.registry.tls.key }}
-    - user: root
-    - group: docker-registry
-    - mode: "0640"
-    - show_changes: False
+# The package's default site listens on port 80 of every address.
+registry-proxy-default-site-absent:
+  file.absent:
+    - name: /etc/nginx/sites-enabled/default
     - require:
       - pkg: registry-packages-installed
-      - x509: ark-pki-registry-cert
 
 registry-htpasswd-file-present:
   file.managed:
-    - name: /etc/docker/registry/htpasswd
+    - name: {{ htpasswd }}
     - user: root
-    - group: docker-registry
+    - group: www-data
     - mode: "0640"
+    - makedirs: True
     - replace: False
     - require:
       - pkg: registry-packages-installed
 
 {%- for user in users %}
 
-# bcrypt, the only hash the registry accepts. The password reaches htpasswd through the
+# bcrypt (nginx checks it with the system's crypt). The password reaches htpasswd through the
 # environment and stdin, never the command line, and is rewritten only when it no longer verifies.
 registry-user-{{ user.name }}-present:
   cmd.run:
-    - name: printenv ARK_REGISTRY_PASSWORD | htpasswd -iB /etc/docker/registry/htpasswd {{ user.name }}
-    - unless: printenv ARK_REGISTRY_PASSWORD | htpasswd -iv /etc/docker/registry/htpasswd {{ user.name }}
+    - name: printenv ARK_REGISTRY_PASSWORD | htpasswd -iB {{ htpasswd }} {{ user.name }}
+    - unless: printenv ARK_REGISTRY_PASSWORD | htpasswd -iv {{ htpasswd }} {{ user.name }}
     - env:
       - ARK_REGISTRY_PASSWORD: {{ user.password | json }}
     - require:
@@ -84,7 +83,7 @@ registry-user-{{ user.name }}-present:
 # Accounts dropped from pillar lose access.
 registry-users-not-in-pillar-absent:
   file.replace:
-    - name: /etc/docker/registry/htpasswd
+    - name: {{ htpasswd }}
     - pattern: '^(?!({{ users | map(attribute='name') | map('regex_escape') | join('|') }}):).*\n'
     - repl: ''
     - flags: [MULTILINE]

@@ -9,8 +9,19 @@ registry-service-running:
     - enable: True
     - watch:
       - file: registry-config-managed
-      - file: registry-tls-cert-installed
-      - file: registry-tls-key-installed
     - require:
-      - file: registry-users-not-in-pillar-absent
       - file: registry-storage-present
+
+{#- Accounts are read per request, so a changed account needs no reload. #}
+registry-proxy-running:
+  service.running:
+    - name: nginx
+    - enable: True
+    - reload: True
+    - watch:
+      - file: registry-proxy-configured
+      - file: registry-proxy-default-site-absent
+      - x509: ark-pki-registry-cert
+    - require:
+      - service: registry-service-running
+      - file: registry-users-not-in-pillar-absent

@@ -49,6 +49,7 @@ BAD_PILLARS = {
     "bad_unknown_role": "roles",
     "bad_node_ip": "node_ip",
     "bad_missing_pull_password": "registry:pull_user:password",
+    "bad_missing_admin_password": "registry:admin_user:password",
     "bad_apt_proxy": "apt:proxy",
     "bad_hosts_address": "hosts:ark-node-1",
     "bad_pod_cidr_overlap": "kubernetes:pod_cidr",
@@ -188,16 +189,16 @@ def test_bridge_config_is_one_arkd_accepts(runs, site):
     assert set(config.queues) == ({"default", "long"} if site == "two-vos" else {"default"})
 
 
-def test_registry_config_fixes_the_packaged_one(runs):
-    """Debian's config points htpasswd.path at a directory (401 to everything) and has no TLS."""
+def test_registry_listens_only_behind_its_proxy(runs):
+    """Debian's config listens on every address with broken accounts (htpasswd.path is a
+    directory); ARK's serves loopback only, for nginx, which does TLS, accounts and permissions."""
     run = runs[("sls", "registry")]
     if "registry-config-managed" not in (run.result or {}):
         pytest.skip("the registry states did not render (see test_site_renders)")
     config = yaml.safe_load(file_contents(run, "registry-config-managed"))
-    assert config["auth"]["htpasswd"]["path"] == "/etc/docker/registry/htpasswd"
+    assert config["http"]["addr"] == "127.0.0.1:5001"
+    assert "auth" not in config and "tls" not in config["http"]
     assert config["storage"]["delete"] == {"enabled": True}
-    assert config["http"]["addr"] == "10.213.0.2:5000"
-    assert set(config["http"]["tls"]) == {"certificate", "key"}
 
 
 def test_vo_objects_carry_quota_limits_and_pull_secret(runs):

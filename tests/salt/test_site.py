@@ -33,7 +33,7 @@ pytestmark = [
 SERVICES = {
     "control-plane": ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"),
     "worker": ("containerd", "kubelet"),
-    "registry": ("docker-registry",),
+    "registry": ("docker-registry", "nginx"),
     "ce": ("arkd", "arc-arex", "arc-arex-ws"),
 }
 # Root's alone (0600). Every host signs its own certificates, so every host has the CA key.
@@ -52,7 +52,7 @@ LISTENERS = {
     "control-plane": {("etcd", "127.0.0.1:2379"), ("etcd", "127.0.0.1:2380"), ("kube-apiserver", "{ip}:6443"),
                       ("kube-controller", "127.0.0.1:10257"), ("kube-scheduler", "127.0.0.1:10259")},
     "worker": {("kubelet", "{ip}:10250"), ("kubelet", "127.0.0.1:10248"), ("containerd", "127.0.0.1:*")},
-    "registry": {("docker-registry", "{ip}:5000")},
+    "registry": {("nginx", "{ip}:5000"), ("docker-registry", "127.0.0.1:5001")},
     "ce": {("arched", "{ip}:8443")},  # A-REX's REST interface, on pillar ark:arex:listen only
 }
 
@@ -126,11 +126,10 @@ def test_keys_and_secrets_are_private(site):
             secret = infra.file(path)
             assert secret.exists, f"{name}: {path}"
             assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600), f"{name}: {path}"
-        # The registry runs as docker-registry and reads its own copies, which no one else may read.
+        # nginx's workers (www-data) check the registry accounts.
         if "registry" in roles:
-            for path in ("/etc/docker/registry/tls.key", "/etc/docker/registry/htpasswd"):
-                secret = infra.file(path)
-                assert (secret.user, secret.group, secret.mode) == ("root", "docker-registry", 0o640), f"{name}: {path}"
+            accounts = infra.file("/etc/ark/registry/htpasswd")
+            assert (accounts.user, accounts.group, accounts.mode) == ("root", "www-data", 0o640), name
 
 
 def test_hosts_share_one_ca(site):
@@ -139,13 +138,14 @@ def test_hosts_share_one_ca(site):
     assert len(set(ca.values())) == 1, sorted(ca)
 
 
-def _registry_get(site: SaltSite, path: str, credentials: tuple[str, str] | None = None) -> int:
-    """Status of a GET to the registry from outside the site, over TLS verified with the site CA."""
+def _registry(site: SaltSite, path: str, account: dict[str, str] | None = None, method: str = "GET") -> int:
+    """Status of a request to the registry from outside the site, over TLS verified with the site CA."""
     context = ssl.create_default_context(cafile=str(site_ca(site)))
     registry = site.plan.address(site.plan.with_role("registry").name)
-    request = urllib.request.Request(f"https://{registry}:5000{path}")
-    if credentials:
-        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(credentials).encode()).decode())
+    request = urllib.request.Request(f"https://{registry}:5000{path}", method=method)
+    if account:
+        credentials = f"{account['name']}:{account['password']}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(credentials).decode())
     try:
         with urllib.request.urlopen(request, context=context, timeout=10) as response:
             return response.status
@@ -154,11 +154,33 @@ def _registry_get(site: SaltSite, path: str, credentials: tuple[str, str] | None
 
 
 def test_registry_refuses_anonymous_pulls(site):
-    assert _registry_get(site, "/v2/") == 401
-    assert _registry_get(site, "/v2/vo-alpha/base/manifests/1") == 401
-    assert _registry_get(site, "/v2/", ("ark-pull", "wrong-password")) == 401
     pull = example_pillar()["registry"]["pull_user"]
-    assert _registry_get(site, "/v2/", (pull["name"], pull["password"])) == 200
+    assert _registry(site, "/v2/") == 401
+    assert _registry(site, "/v2/vo-alpha/base/manifests/1") == 401
+    assert _registry(site, "/v2/", {"name": pull["name"], "password": "wrong-password"}) == 401
+    assert _registry(site, "/v2/", pull) == 200
+
+
+def test_registry_accounts_push_only_where_they_may(site):
+    """docker-registry lets any account push anywhere; the proxy in front lets a VO's manager
+    push under vo-<VO>/ only, the site admin anywhere, and the pull account nowhere."""
+    accounts = example_pillar()["registry"]
+    alpha, admin, pull = accounts["push_users"]["alpha"], accounts["admin_user"], accounts["pull_user"]
+
+    def upload(repository: str, account: dict[str, str]) -> int:
+        return _registry(site, f"/v2/{repository}/blobs/uploads/", account, method="POST")
+
+    assert upload("vo-alpha/base", alpha) == 202
+    assert upload("vo-beta/base", alpha) == 403
+    assert upload("ark/pause", alpha) == 403
+    assert upload("vo-alpha/base", pull) == 403
+    assert upload("ark/pause", admin) == 202
+    assert _registry(site, "/v2/vo-alpha/base/manifests/1", alpha, method="DELETE") != 403
+    assert _registry(site, "/v2/vo-beta/base/manifests/1", alpha, method="DELETE") == 403
+    # Paths that could name one repository to the proxy and another to the registry.
+    assert upload("vo-alpha/../vo-beta/base", alpha) == 400
+    assert upload("vo-alpha/%2e%2e/vo-beta/base", alpha) == 400
+    assert upload("vo-alpha//base", alpha) == 400
 
 
 def _listeners(infra, protocol: str) -> set[tuple[str, str]]:
