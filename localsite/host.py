@@ -228,9 +228,9 @@ def boot_host(
     (root / "etc/hostname").write_text(f"{name}\n")
     # minbase has no /etc/hosts; Debian's installer writes this much.
     (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-    netns.create(lan)
     cgroup = netns.name
     try:
+        netns.create(lan)
         # nspawn mounts the host's /proc/sys read-only, and a worker's pod bridge needs forwarding
         # on (the node formula checks it). The setting belongs to the host's own network
         # namespace, so setting it from here touches nothing else.
@@ -263,6 +263,8 @@ def boot_host(
 
 def _netns(index: int, lan: Lan | None = None) -> Netns:
     if lan:
+        if index == 1:
+            raise ValueError(f"host index 1 is the machine's own address on LAN {lan.index}")
         return Netns(name=f"ark-host-{index}", host_if=f"ark-host{index}", host_ip=lan.host_ip,
                      node_ip=lan.address(index), prefix_len=lan.prefix_len)
     return Netns(

@@ -76,7 +76,8 @@ class Netns:
 @dataclass(frozen=True)
 class Lan:
     """One layer-2 segment, 10.213.INDEX.0/24: the bridge `lan` in network namespace ark-lan-INDEX.
-    The machine is on it as 10.213.INDEX.1 (veth ark-lanINDEX); host N plugged in is 10.213.INDEX.N."""
+    The machine is on it as 10.213.INDEX.1 (veth ark-lanINDEX); host N plugged in is 10.213.INDEX.N.
+    A standalone host with the same INDEX would use 10.213.INDEX.0/30: never run both at once."""
 
     index: int
     prefix_len = 24
@@ -115,17 +116,25 @@ class Lan:
                 f"network namespace {self.name} already exists (left over from a crashed run?); "
                 f"clean it with: ip netns delete {self.name}"
             )
-        _ip("netns", "add", self.name)
-        _ip("-n", self.name, "link", "add", "lan", "type", "bridge")
-        _ip("-n", self.name, "link", "set", "lan", "up")
-        _ip("link", "add", self.host_if, "type", "veth", "peer", "name", "uplink")
-        _ip("addr", "add", f"{self.host_ip}/{self.prefix_len}", "dev", self.host_if)
-        _ip("link", "set", self.host_if, "up")
-        self.plug("uplink")
+        try:
+            _ip("netns", "add", self.name)
+            _ip("-n", self.name, "link", "add", "lan", "type", "bridge")
+            _ip("-n", self.name, "link", "set", "lan", "up")
+            # The peer is made inside the LAN: a name on the machine could clash with another LAN's.
+            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", "uplink", "netns", self.name)
+            _ip("addr", "add", f"{self.host_ip}/{self.prefix_len}", "dev", self.host_if)
+            _ip("link", "set", self.host_if, "up")
+            self._attach("uplink")
+        except BaseException:
+            self.delete()
+            raise
 
     def plug(self, link: str) -> None:
         """Move `link` (a veth end on the machine) into the LAN as a port of its bridge."""
         _ip("link", "set", link, "netns", self.name)
+        self._attach(link)
+
+    def _attach(self, link: str) -> None:
         _ip("-n", self.name, "link", "set", link, "master", "lan")
         _ip("-n", self.name, "link", "set", link, "up")
 
@@ -133,6 +142,8 @@ class Lan:
         """Remove the LAN; its ports go with it and take their machine-side ends along."""
         if self.exists():
             _ip("netns", "delete", self.name)
+        elif Path("/sys/class/net", self.host_if).exists():  # a create that failed half-way
+            _ip("link", "delete", self.host_if)
         host_link = Path("/sys/class/net", self.host_if)
         deadline = time.monotonic() + 5
         while host_link.exists() and time.monotonic() < deadline:

@@ -11,7 +11,7 @@
 #       - hosts.ark-ce      # roles: [ce], node_ip: ...
 #     'ark-wn1':
 #       - hosts.ark-wn1     # roles: [worker], node_ip: ..., kubernetes: {pod_cidr: ...}
-# tests/salt/test_split_site.py builds exactly such a site.
+# The split site of tests/salt/test_site.py (localsite/saltsite.py) is laid out exactly so.
 base:
   '*':
     - site

@@ -55,6 +55,14 @@ registry-proxy-default-site-absent:
     - require:
       - pkg: registry-packages-installed
 
+# Left by ARK before the proxy, when the registry served TLS and accounts itself.
+registry-own-credentials-absent:
+  file.absent:
+    - names:
+      - /etc/docker/registry/tls.key
+      - /etc/docker/registry/tls.crt
+      - /etc/docker/registry/htpasswd
+
 registry-htpasswd-file-present:
   file.managed:
     - name: {{ htpasswd }}

@@ -12,6 +12,16 @@ registry-service-running:
     - require:
       - file: registry-storage-present
 
+{#- nginx's reload only signals the running master, which keeps its old configuration when the
+    new one is bad and reports nothing; the test makes highstate fail instead. #}
+registry-proxy-config-valid:
+  cmd.run:
+    - name: nginx -t -q
+    - onchanges:
+      - file: registry-proxy-configured
+      - file: registry-proxy-default-site-absent
+      - x509: ark-pki-registry-cert
+
 {#- Accounts are read per request, so a changed account needs no reload. #}
 registry-proxy-running:
   service.running:
@@ -23,5 +33,6 @@ registry-proxy-running:
       - file: registry-proxy-default-site-absent
       - x509: ark-pki-registry-cert
     - require:
+      - cmd: registry-proxy-config-valid
       - service: registry-service-running
       - file: registry-users-not-in-pillar-absent

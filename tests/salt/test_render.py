@@ -10,6 +10,7 @@ import base64
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import yaml
@@ -57,10 +58,12 @@ BAD_PILLARS = {
     # a host of a split site without the site's CA, or with a key that is not the CA's
     "role_worker": "pki:ca",
     "bad_ca_mismatch": "pki:ca:key",
+    "bad_ca_encrypted": "pki:ca:key",
     # a worker that is told where everything is but the API server
     "bad_worker_without_apiserver": "kubernetes:apiserver:address",
 }
 HIGHSTATE_BAD = "bad_queue_unknown_vo"
+NGINX_TEMPLATE = "salt://registry/files/nginx-registry.conf.jinja"
 
 
 def formulas(roles: list[str]) -> list[str]:
@@ -92,6 +95,9 @@ def runs(salt_render) -> dict[tuple[str, str], SaltRun]:
     for bad in BAD_PILLARS:
         jobs[("bad", bad)] = (BASE + (bad,), "state.apply", "ark", "mock=True")
     jobs[("bad-highstate", HIGHSTATE_BAD)] = (BASE + (HIGHSTATE_BAD,), "state.highstate", "mock=True")
+    # A file template is rendered only when its state runs: render the registry proxy's here.
+    jobs[("nginx", "two-vos")] = (SITES["two-vos"][0], "cp.get_template", NGINX_TEMPLATE,
+                                  str(salt_render.workdir / "nginx-two-vos.conf"), "htpasswd=/etc/ark/registry/htpasswd")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         futures = {key: pool.submit(salt_render, job[0], *job[1:]) for key, job in jobs.items()}
         return {key: future.result() for key, future in futures.items()}
@@ -199,6 +205,19 @@ def test_registry_listens_only_behind_its_proxy(runs):
     assert config["http"]["addr"] == "127.0.0.1:5001"
     assert "auth" not in config and "tls" not in config["http"]
     assert config["storage"]["delete"] == {"enabled": True}
+
+
+def test_registry_proxy_lets_each_vo_account_write_only_under_its_prefix(runs):
+    run = runs[("nginx", "two-vos")]
+    assert run.returncode == 0, run.output[-3000:]
+    rules = [line.strip() for line in Path(run.result).read_text().splitlines() if line.strip().startswith('"~^')]
+    assert rules == [
+        '"~^ " 1;',
+        '"~^\\S+ (GET|HEAD) /v2/" 1;',
+        '"~^ark\\-admin \\S+ /v2/" 1;',
+        '"~^alpha\\-manager (POST|PUT|PATCH|DELETE) /v2/vo-alpha/" 1;',
+        '"~^beta\\-manager (POST|PUT|PATCH|DELETE) /v2/vo-beta/" 1;',
+    ]
 
 
 def test_vo_objects_carry_quota_limits_and_pull_secret(runs):
