@@ -75,6 +75,9 @@ class Kube:
             resource_version=resource_version,
             timeout_seconds=timeout,
             allow_watch_bookmarks=True,
+            # The server ends the watch after `timeout`; this bounds a connection that died
+            # without closing, which would otherwise leave the cache silently stale.
+            _request_timeout=timeout + 30,
         )
         try:
             for event in stream:
