@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localsite import images, pki
+from localsite.host import KUBELET_SYSCTLS
 from localsite.netns import Netns
 
 K8S_BIN = Path("/var/cache/ark/kubernetes-1.20.5+really1.20.2/bin")
@@ -57,16 +58,6 @@ CGROUP_PARENT = "ark-site"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PAUSE_IMAGE = "ark/pause:3.2"
 DEFAULT_VO_IMAGES = ("vo-alpha/base:1",)
-# Host-wide kernel settings kubelet overwrites at start (its "kernel defaults"); teardown puts
-# the machine's own values back.
-KUBELET_SYSCTLS = (
-    "vm/overcommit_memory",
-    "vm/panic_on_oom",
-    "kernel/panic",
-    "kernel/panic_on_oops",
-    "kernel/keys/root_maxkeys",
-    "kernel/keys/root_maxbytes",
-)
 # Longest socket kubelet makes below its root dir is about 45 bytes; unix sockets allow 108.
 MAX_KUBELET_ROOT = 60
 
@@ -602,6 +593,7 @@ def teardown(progress: Progress = print) -> None:
 
 
 def _save_sysctls() -> None:
+    """kubelet overwrites these machine-wide values at start; teardown puts the machine's back."""
     values = {name: (Path("/proc/sys") / name).read_text().strip() for name in KUBELET_SYSCTLS}
     (RUN_DIR / "sysctls.json").write_text(json.dumps(values, indent=2) + "\n")
 

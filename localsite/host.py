@@ -374,7 +374,8 @@ def running_host(name: str, workdir: Path, **options: Any) -> Iterator[Host]:
 # --- kernel settings a nested kubelet needs ----------------------------------------------------
 # kubelet sets these machine-wide values at start (its "kernel defaults") and exits if it cannot.
 # Inside a host /proc/sys is read-only, so the machine sets them before a worker host's kubelet
-# starts and puts its own values back afterwards (as localsite.cluster does around its kubelet).
+# starts and puts its own values back afterwards; localsite.cluster saves and restores the same
+# ones around its own kubelet.
 KUBELET_SYSCTLS = {
     "vm/overcommit_memory": "1",
     "vm/panic_on_oom": "0",

@@ -53,15 +53,7 @@ class Netns:
 
     def delete(self) -> None:
         """Remove the namespace; its veth end goes with it and takes the host end along."""
-        host_link = Path("/sys/class/net", self.host_if)
-        if self.exists():
-            _ip("netns", "delete", self.name)
-        elif host_link.exists():  # a setup that failed half-way
-            _ip("link", "delete", self.host_if)
-        # The kernel destroys the pair asynchronously; a quick restart must not find it.
-        deadline = time.monotonic() + 5
-        while host_link.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _delete_netns(self.name, self.host_if)
 
     def command(self, argv: list[str]) -> list[str]:
         """`argv` run inside the namespace.
@@ -140,14 +132,21 @@ class Lan:
 
     def delete(self) -> None:
         """Remove the LAN; its ports go with it and take their machine-side ends along."""
-        if self.exists():
-            _ip("netns", "delete", self.name)
-        elif Path("/sys/class/net", self.host_if).exists():  # a create that failed half-way
-            _ip("link", "delete", self.host_if)
-        host_link = Path("/sys/class/net", self.host_if)
-        deadline = time.monotonic() + 5
-        while host_link.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _delete_netns(self.name, self.host_if)
+
+
+def _delete_netns(name: str, host_if: str) -> None:
+    """Remove network namespace `name`, or the machine-side link `host_if` of a setup that failed
+    half-way, and wait for that link to go: the kernel destroys a veth pair asynchronously, and a
+    quick restart must not find it."""
+    host_link = Path("/sys/class/net", host_if)
+    if Path("/run/netns", name).exists():
+        _ip("netns", "delete", name)
+    elif host_link.exists():
+        _ip("link", "delete", host_if)
+    deadline = time.monotonic() + 5
+    while host_link.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _ip(*args: str) -> None:

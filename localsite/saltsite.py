@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from .arex import ArcClient
+from .cluster import K8S_BIN
 from .host import Host, highstate, install_salt, kubelet_sysctls, running_host
 from .images import LAYOUT_TAG, debian_mirror, pause_layout, vo_base_layout
 from .netns import Lan
@@ -45,7 +46,6 @@ REPO = Path(__file__).resolve().parents[1]
 FILES_PORT = 8021
 APT_PROXY_PORT = 3142
 K8S_VERSION = "1.20.2"
-K8S_BIN = Path("/var/cache/ark/kubernetes-1.20.5+really1.20.2/bin")
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl")
 WHEEL_CACHE = Path("/var/cache/ark/bridge-wheels")
 ACNG_CACHE = Path("/var/cache/ark/apt-cacher-ng")

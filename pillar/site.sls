@@ -166,6 +166,9 @@ ark:
     # {cert: /path/hostcert.pem, key: /path/hostkey.pem}.
     host_cert:
       source: pki
+    # Directory of the CAs A-REX trusts for users' certificates (e.g. the IGTF bundle in
+    # /etc/grid-security/certificates). Empty (the default): the site CA only.
+    x509_cert_dir: ""
     # Address the REST interface listens on (0.0.0.0: every interface).
     listen: 0.0.0.0
     # A-REX's control directory and session directory; arkd reads and writes the same paths,

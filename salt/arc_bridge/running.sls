@@ -1,5 +1,3 @@
-{%- from "ark/map.jinja" import ark with context %}
-
 include:
   - arc_bridge.configured
   - kubernetes.kubeconfigs

@@ -1,54 +1,19 @@
 {%- from "ark/map.jinja" import ark with context %}
 {%- set arex = ark.arex %}
-{#- A-REX-specific checks: a bad value fails the render, before anything on the host changes. #}
-{%- for key in ['hostname', 'port', 'listen', 'host_cert', 'controldir', 'sessiondir', 'tmpdir',
-                'runtimedir', 'wakeupperiod'] %}
-{%-   if arex.get(key) is none %}
-{{ raise('pillar ark:arex:' ~ key ~ ': missing; ark/defaults.yaml should give it a default') }}
-{%-   endif %}
-{%- endfor %}
-{%- if ark.bridge.get('image_rte') is none %}
-{{ raise('pillar ark:bridge:image_rte: missing; ark/defaults.yaml should give it a default') }}
-{%- endif %}
-{%- if not arex.listen | is_ipv4 %}
-{{ raise('pillar ark:arex:listen: ' ~ arex.listen ~ ' is not an IPv4 address (0.0.0.0 means all)') }}
-{%- endif %}
-{%- if arex.port is not number or arex.port < 1 or arex.port > 65535 %}
-{{ raise('pillar ark:arex:port: ' ~ arex.port ~ ' is not a TCP port') }}
-{%- endif %}
-{#- The admin's own files win over the {source: pki} default they are merged with. #}
-{%- set from_pki = not (arex.host_cert.get('cert') or arex.host_cert.get('key')) %}
-{%- if from_pki and arex.host_cert.get('source') == 'pki' %}
-{%-   set cert_source = '/etc/ark/pki/arex.crt' %}
-{%-   set key_source = '/etc/ark/pki/arex.key' %}
-{%- elif arex.host_cert.get('cert') and arex.host_cert.get('key') %}
-{%-   set cert_source = arex.host_cert.cert %}
-{%-   set key_source = arex.host_cert.key %}
-{%- else %}
-{{ raise('pillar ark:arex:host_cert: give {source: pki} or both {cert: PATH, key: PATH}') }}
-{%- endif %}
+{%- from "kubernetes/map.jinja" import k8s with context %}
+{%- set from_pki = arex.cert_from_pki %}
+{%- set cert_source = k8s.pki ~ '/arex.crt' if from_pki else arex.host_cert.cert %}
+{%- set key_source = k8s.pki ~ '/arex.key' if from_pki else arex.host_cert.key %}
 {#- The CAs trusted for users' certificates: the site CA unless the admin names a directory
     (e.g. IGTF's). Never /etc/grid-security/certificates by default: the package's postinst
     puts a test CA there, with its private key beside it. #}
-{%- set site_ca = not arex.get('x509_cert_dir') %}
+{%- set site_ca = not arex.x509_cert_dir %}
 {%- set ca_dir = '/etc/ark/arex/certificates' if site_ca else arex.x509_cert_dir %}
+{#- Each account's VO (ark/map.jinja checked the accounts). #}
 {%- set owner = {} %}
 {%- for vo, spec in ark.vos | dictsort %}
-{%-   if not spec.users %}
-{{ raise('pillar ark:vos:' ~ vo ~ ':users: A-REX maps the VO to its first account; give at least one') }}
-{%-   endif %}
-{%-   for user, uid in spec.users | dictsort %}
-{%-     if user == 'root' or uid == 0 %}
-{{ raise('pillar ark:vos:' ~ vo ~ ':users:' ~ user ~ ': A-REX never runs jobs as root') }}
-{%-     elif user in owner %}
-{{ raise('pillar ark:vos:' ~ vo ~ ':users:' ~ user ~ ': already an account of VO ' ~ owner[user] ~ '; arkd tells VOs apart by uid') }}
-{%-     endif %}
+{%-   for user in spec.users %}
 {%-     do owner.update({user: vo}) %}
-{%-   endfor %}
-{%-   for dn in spec.dns %}
-{%-     if not dn.startswith('/') or '"' in dn or '\n' in dn %}
-{{ raise('pillar ark:vos:' ~ vo ~ ':dns: ' ~ dn ~ ' is not a /A=b/C=d subject') }}
-{%-     endif %}
 {%-   endfor %}
 {%- endfor %}
 {%- set rtes = [ark.bridge.image_rte] %}
@@ -114,7 +79,7 @@ ark-arex-host-key-installed:
 ark-arex-site-ca-installed:
   file.managed:
     - name: {{ ca_dir }}/ark-site-ca.pem
-    - source: /etc/ark/pki/ca.crt
+    - source: {{ k8s.ca_cert }}
     - user: root
     - group: root
     - mode: '0644'

@@ -1,4 +1,3 @@
-{%- from "ark/map.jinja" import ark with context %}
 {#- openssl and procps are used by the A-REX start scripts but not declared by the packages. #}
 ark-arex-packages-installed:
   pkg.installed:

@@ -1,7 +1,7 @@
 {%- from "ark/map.jinja" import ark with context %}
 {%- set arex = ark.arex %}
 {#- Same rule as arex.configured: the site CA is trusted unless the admin names a directory. #}
-{%- set site_ca = not arex.get('x509_cert_dir') %}
+{%- set site_ca = not arex.x509_cert_dir %}
 {#- 6.17's arc.conf has no REST listen address and no infoprovider period, but the service XML
     that the start scripts generate has both (<tcp:Interface>, <arex:InfoproviderWakeupPeriod>).
     Rather than edit files dpkg owns (an upgrade would silently undo it), each unit that needs

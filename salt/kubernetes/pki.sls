@@ -171,7 +171,7 @@ ark-pki-sa-pub:
 {#- No group: RBAC from arc_bridge grants this user exactly what arkd needs. #}
 {{ leaf('arkd', k8s.pki ~ '/arkd.crt', k8s.pki ~ '/arkd.key',
         {'CN': ark.bridge.kubernetes_user}, 'clientAuth') }}
-{%-   if ark.arex.host_cert.get('source') == 'pki' %}
+{%-   if ark.arex.cert_from_pki %}
 {#- A grid host certificate: A-REX serves TLS with it and presents it as a client, too. #}
 {{ leaf('arex', k8s.pki ~ '/arex.crt', k8s.pki ~ '/arex.key',
         {'CN': ark.arex.hostname}, 'serverAuth, clientAuth', [san(ark.arex.hostname)]) }}

@@ -1,5 +1,3 @@
-{%- from "ark/map.jinja" import ark with context %}
-
 include:
   - registry.configured
 

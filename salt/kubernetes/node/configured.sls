@@ -1,9 +1,6 @@
 {%- from "ark/map.jinja" import ark with context %}
 {%- from "kubernetes/map.jinja" import k8s with context %}
 {%- set kube = ark.kubernetes %}
-{%- if not (ark.registry.pull_user.name and ark.registry.pull_user.password) %}
-{{ raise('pillar ark:registry:pull_user: a worker needs its name and password (containerd pulls the sandbox image with it)') }}
-{%- endif %}
 
 include:
   - kubernetes.pki
@@ -105,7 +102,7 @@ ark-node-sysctl-applied:
       'clusterDomain': 'cluster.local',
       'maxPods': [(kube.pod_cidr | network_size) - 3, 250] | min,
       'serializeImagePulls': False,
-    }, kube.get('kubelet_config', {}), strategy='recurse') %}
+    }, kube.kubelet_config, strategy='recurse') %}
 {#- maxPods: the bridge's IPAM hands out the pod range less network, broadcast and gateway. #}
 ark-kubelet-configured:
   file.serialize:

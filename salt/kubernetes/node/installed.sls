@@ -1,6 +1,4 @@
 {#- Debian's container runtime and CNI plugins, the tools kubelet calls, and the kubelet binary. #}
-{%- from "ark/map.jinja" import ark with context %}
-
 include:
   - kubernetes.binaries
 

@@ -1,6 +1,4 @@
 {#- containerd restarts without touching running containers (KillMode=process in Debian's unit). #}
-{%- from "ark/map.jinja" import ark with context %}
-
 include:
   - kubernetes.node.configured
 
