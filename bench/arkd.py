@@ -1,45 +1,76 @@
-"""arkd benchmark: prints name=value figures (see bench/run).
+"""arkd benchmark: prints name=value figures on stdout, progress on stderr (see bench/run).
+
+Runs on a site of its own that Salt installs with every role on one systemd-nspawn test host
+(localsite.saltsite: plan PLAN below, on a LAN no test run uses), with the product's arkd (the
+systemd unit `arkd`), the real /usr/share/arc/submit-kubernetes-job and /etc/arc.conf, and the
+site's Kubernetes. A-REX's services are stopped for the measurement (localsite.cehost): the
+benchmark writes the control directory as A-REX would and runs the LRMS side as the mapped user
+inside the host.
 
 - submit_p50_ms / submit_p99_ms: wall time of the real submit-kubernetes-job, run as the mapped
-  user by the same arguments A-REX uses (ARC's submit_common.sh builds the job script, then arkd
-  checks and creates the Job).
-- create_ratio: Jobs/s created through arkd's socket divided by Jobs/s of one raw
-  `kubectl create -f` of the same manifests, measured in this run. Jobs are parked on a queue
-  whose nodes do not exist, so pod start-up does not compete with the measurement.
-- notice_p50_ms / notice_p99_ms: from the last instant of a container to `.lrms_done` existing
-  on the CE. These jobs go straight to arkd's socket with a one-line script that ends by writing
-  the time, so the figure is not blurred by the ARC job script's epilogue; their submissions
-  are spread at random against the kubelet's 1 s status relist, which dominates the figure.
-- arkd_share_p99_ms: of that, the part spent in arkd: from the watch event that shows the pod
-  ended to `.lrms_done` written, read from arkd's own --verbose log.
+  user (setpriv) with the arguments A-REX uses (ARC's submit_common.sh builds the job script, then
+  arkd checks and creates the Job), timed inside the host.
+- create_ratio: Jobs/s created through arkd's socket (WORKERS threads of the stdlib client's
+  protocol, as the mapped user) divided by Jobs/s of one raw `kubectl create -f` (site admin
+  kubeconfig) of the same manifests for as many other jobs, both measured in this run inside the
+  host. Jobs are parked on a queue whose nodes do not exist, so pod start-up does not compete.
+- notice_p50_ms / notice_p99_ms: from the last instant of a container to `.lrms_done` existing in
+  the control directory. These jobs go straight to arkd's socket with a one-line script that ends
+  by writing the time, so the figure is not blurred by the ARC job script's epilogue; their
+  submissions are spread at random against the kubelet's 1 s status relist, which dominates.
+- arkd_share_p50_ms / arkd_share_p99_ms: of that, the part spent in arkd: from the watch event
+  that shows the pod ended to the job's 'ended' record (written after `.lrms_done`), both read
+  from arkd's own --verbose log in the host's journal. The unit Salt installs runs arkd without
+  --verbose and the pillar has no setting for it, so for the notice jobs only the benchmark adds
+  a runtime drop-in (/run/systemd/..., gone at the next boot) that appends --verbose, restarts
+  arkd, and removes it afterwards; --no-arkd-verbose leaves arkd alone and skips arkd_share.
 """
 
+from __future__ import annotations
+
 import argparse
-import os
+import json
 import random
 import re
-import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from unittest import mock
 
 import yaml
 
 from arc_bridge.config import parse_config
 from arc_bridge.grami import parse_grami, quote
 from arc_bridge.job import job_from_grami
-from arc_bridge.translate import Caller, build_job
-from localsite.arex import build_arc_location
-from localsite.bridge import apply_site_manifests, bridge_config, install_lrms, start_arkd
-from localsite.cluster import running_cluster
-from localsite.users import ensure_user
+from arc_bridge.translate import LABEL_QUEUE, Caller, build_job
+from localsite.cehost import KUBECTL, CeHost, GridJob
+from localsite import saltsite
+from localsite.saltsite import ROLES, HostPlan, Lan, SitePlan, push_site_images, running_salt_site
 
 USER, UID = "ark-bench", 20021
+# Not ALL_IN_ONE (LAN 21, host 2) nor SPLIT (LAN 30, hosts 31-35): a test run may be up meanwhile.
+PLAN = SitePlan("bench", Lan(22), (HostPlan("ark-bench", 3, ROLES),))
+PILLAR = {
+    "vos": {"alpha": {"users": {USER: UID}}},
+    # Its node selector matches no node: Jobs created there never start a container.
+    "queues": {"parked": {"vos": ["alpha"], "node_selector": {"ark.nordugrid.org/queue": "nowhere"}}},
+    # A-REX is stopped while the benchmark runs; when it starts again it finds nothing of ours.
+    "arex": {"wakeupperiod": 10},
+}
+ARC_CONF = "/etc/arc.conf"
+CLIENT_DIR = "/usr/share/arc/ark"  # the stdlib client, where arc-bridge install-lrms put it
+HERE = "/var/tmp/ark-bench"  # inside the host: the timing helper and the benchmark's lists
+HOST_PYTHON = "/usr/bin/python3"
+VERBOSE_DROPIN = "/run/systemd/system/arkd.service.d/50-bench-verbose.conf"
+NOTICE_TIMEOUT = 120.0
+CALL_TIMEOUT = 60.0
+STAMP = "%Y-%m-%d %H:%M:%S,%f"
+
+log = lambda msg: print(msg, file=sys.stderr, flush=True)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -48,153 +79,184 @@ def percentile(values: list[float], p: float) -> float:
 
 
 class Bench:
-    def __init__(self, cluster, work: Path):
-        self.cluster, self.work = cluster, work
-        self.uid, self.gid = ensure_user(USER, UID)
-        self.arc = work / "arc"
-        install_lrms(work / "lrms")
-        build_arc_location(self.arc, {str(p.relative_to(work / "lrms")): p
-                                      for p in (work / "lrms").rglob("*") if p.is_file()})
-        config = bridge_config(cluster, work, {"alpha": [USER]})
-        config["queues"]["parked"] = {"vos": ["alpha"], "node_selector": {"ark.nordugrid.org/queue": "nowhere"}}
-        self.config_path = work / "bridge.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.config = parse_config(config)
-        self.control = Path(config["controldir"])
-        self.sessions = Path(config["session_roots"][0])
-        for d in (self.control / "processing", self.sessions, work / "tmp"):
-            d.mkdir(parents=True, exist_ok=True)
-        (work / "tmp").chmod(0o1777)
-        self.arc_conf = work / "arc.conf"
-        self.arc_conf.write_text(
-            f"[common]\n\n[arex]\ncontroldir = {self.control}\nsessiondir = {self.sessions}\n"
-            f"tmpdir = {work / 'tmp'}\n\n[lrms]\nlrms = kubernetes\n\n[custom:kubernetes]\nsocket = {config['socket']}\n\n"
-            "[queue:default]\n\n[queue:parked]\n")
-        apply_site_manifests(cluster, self.config_path)
-        self.arkd = start_arkd(self.config_path, work / "arkd.log", verbose=True)
+    def __init__(self, ce: CeHost):
+        self.ce = ce
+        self.uid = ce.uid(USER)
+        self.gid = int(ce.ce.run("id", "-g", USER, check=True).stdout)
+        self.config = parse_config(ce.config)
+        self.namespace = self.config.vos["alpha"].namespace
+        self.controldir = ce.config["controldir"]
+        self.tmpdir = arc_conf_option(ce.outside(ARC_CONF).read_text(), "arex", "tmpdir")
+        here = ce.outside(HERE)
+        here.mkdir(mode=0o755, exist_ok=True)
+        here.chmod(0o755)
+        shutil.copy(Path(__file__).with_name("inside.py"), here / "inside.py")
+        (here / "inside.py").chmod(0o644)
+        self.verbose = False
 
-    def new_job(self, queue: str, script_args: list[str]) -> tuple[str, Path]:
-        grid_id = secrets.token_hex(12)
-        session = self.sessions / grid_id
-        session.mkdir(mode=0o700)
-        os.chown(session, self.uid, self.gid)
-        fields = {"directory": str(session), "controldir": str(self.control), "gridid": grid_id, "queue": queue,
-                  "env_0": f"GRID_GLOBAL_JOBID=https://localhost/arex/{grid_id}", "memory": "32", "walltime": "300", "stdout": f"{session}/out", "stderr": f"{session}/err",
-                  **{f"arg_{i}": a for i, a in enumerate(script_args)}}
-        grami = self.control / f"job.{grid_id}.grami"
-        grami.write_text("".join(f"joboption_{k}={quote(v)}\n" for k, v in fields.items()))
-        os.chown(grami, self.uid, self.gid)
-        (self.control / "processing" / f"job.{grid_id}.status").write_text("SUBMIT")
-        return grid_id, grami
+    # --- acting as A-REX and as the mapped user ---------------------------------------------
 
-    def as_user(self, argv: list[str], pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": "/usr/bin:/bin", "ARC_LOCATION": str(self.arc), "ARC_CONFIG": str(self.arc_conf),
-               "TMPDIR": str(self.work / "tmp")}
-        if pythonpath:
-            env["PYTHONPATH"] = str(pythonpath)
-        return subprocess.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", *argv],
-                              capture_output=True, text=True, env=env)
+    def new_job(self, queue: str, script: str = "true\n") -> GridJob:
+        job = self.ce.new_job(USER, script, queue=queue, arg_0="/bin/true", memory="32", walltime="300",
+                              controldir=self.controldir)
+        session = self.ce.inside(job.session)
+        with job.grami.open("a") as grami:  # what A-REX writes that needs the id
+            for key, value in (("env_0", f"GRID_GLOBAL_JOBID=https://{self.ce.ce.name}:8443/arex/{job.grid_id}"),
+                               ("stdout", f"{session}/out"), ("stderr", f"{session}/err")):
+                grami.write(f"joboption_{key}={quote(value)}\n")
+        return job
 
-    def submit_script(self, grami: Path) -> float:
-        t0 = time.perf_counter()
-        result = self.as_user([str(self.arc / "share/arc/submit-kubernetes-job"), "--config", str(self.arc_conf),
-                               str(grami)])
-        elapsed = time.perf_counter() - t0
+    def listing(self, name: str, jobs: list[GridJob]) -> str:
+        (self.ce.outside(HERE) / name).write_text("\n".join(self.ce.inside(j.grami) for j in jobs) + "\n")
+        return f"{HERE}/{name}"
+
+    def inside(self, *args: str, user: bool = False, timeout: float) -> str:
+        """The timing helper inside the host, as root or as the mapped user; its stdout."""
+        prefix = ("setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups") if user else ()
+        result = self.ce.ce.run(*prefix, HOST_PYTHON, "-S", f"{HERE}/inside.py", *args, timeout=timeout)
         if result.returncode != 0:
-            sys.exit(f"submit-kubernetes-job failed: {result.stdout}{result.stderr[-2000:]}")
-        return elapsed
+            sys.exit(f"bench/inside.py {args[0]} failed: {result.stdout[-1000:]}{result.stderr[-3000:]}")
+        return result.stdout
 
     def clear_parked(self) -> None:
-        self.cluster.kubectl("delete", "jobs", "-n", "ark-alpha", "-l", "ark.nordugrid.org/queue=parked",
-                             "--wait=true")
+        result = self.ce.kubectl("delete", "jobs", "-n", self.namespace, "-l", f"{LABEL_QUEUE}=parked",
+                                 "--wait=true")
+        if result.returncode != 0:
+            sys.exit(f"could not delete the parked Jobs: {result.stderr}")
+
+    # --- the figures ----------------------------------------------------------------------
 
     def measure_submit(self, n: int) -> list[float]:
-        times = [self.submit_script(self.new_job("parked", ["/bin/true"])[1]) for _ in range(n)]
+        jobs = [self.new_job("parked") for _ in range(n)]
+        out = self.inside("submit", str(self.uid), str(self.gid), ARC_CONF, self.tmpdir,
+                          self.listing("submit.txt", jobs), str(CALL_TIMEOUT), timeout=n * CALL_TIMEOUT + 60)
         self.clear_parked()
-        return times
+        return json.loads(out)
 
     def measure_create(self, n: int, workers: int) -> tuple[float, float]:
-        script = "true\n"
+        # Two sets of n jobs, so that each run creates n new Jobs and the raw Jobs' deletion (which
+        # arkd records as the end of their jobs) leaves the jobs submitted through arkd untouched.
+        raw_jobs = [self.new_job("parked") for _ in range(n)]
+        arkd_jobs = [self.new_job("parked") for _ in range(n)]
         caller = Caller(self.uid, self.gid, USER)
-        jobs = [self.new_job("parked", ["/bin/true"]) for _ in range(n)]
-        manifests = [build_job(job_from_grami(parse_grami(g.read_bytes()), self.config), caller, self.config, script)
-                     for _, g in jobs]
-        for m in manifests:  # same objects, other names, so both runs create n new Jobs
-            m["metadata"]["name"] = "raw-" + m["metadata"]["name"][4:]
-        raw_file = self.work / "raw.yaml"
-        raw_file.write_text(yaml.safe_dump_all(manifests))
-        t0 = time.perf_counter()
-        self.cluster.kubectl("create", "-f", str(raw_file))
-        raw_rate = n / (time.perf_counter() - t0)
+        manifests = [build_job(job_from_grami(parse_grami(j.grami.read_bytes()), self.config), caller, self.config,
+                               "true\n") for j in raw_jobs]
+        (self.ce.outside(HERE) / "raw.yaml").write_text(yaml.safe_dump_all(manifests))
+        elapsed = float(self.inside("timed", "300", *KUBECTL, "create", "-f", f"{HERE}/raw.yaml", timeout=360))
+        raw_rate = n / elapsed
         self.clear_parked()
 
-        driver = self.work / "driver.py"
-        driver.write_text(DRIVER)
-        listing = self.work / "gramis.txt"
-        listing.write_text("\n".join(str(g) for _, g in jobs))
-        out = self.as_user(["/usr/bin/python3", str(driver), str(self.work / "lrms" / "ark"), str(self.config.socket),
-                            str(listing), str(workers)])
-        if out.returncode != 0:
-            sys.exit(f"arkd submits failed: {out.stdout}{out.stderr}")
-        arkd_rate = float(out.stdout.strip())
+        arkd_rate = float(self.inside("create", CLIENT_DIR, self.ce.socket, self.listing("create.txt", arkd_jobs),
+                                      str(workers), str(CALL_TIMEOUT), user=True, timeout=n * CALL_TIMEOUT + 60))
         self.clear_parked()
         return arkd_rate, raw_rate
 
-    def measure_notice(self, n: int, parallel: int) -> list[float]:
-        script = self.work / "notice.sh"
-        script.write_text('date +%s.%N > "$PWD/.ended"\n')
+    def measure_notice(self, n: int, parallel: int) -> tuple[list[float], list[str]]:
+        script = 'date +%s.%N > "$PWD/.ended"\n'
         latencies: list[float] = []
+        grid_ids: list[str] = []
         for start in range(0, n, parallel):
             batch = []
             for _ in range(min(parallel, n - start)):
                 time.sleep(random.random())
-                grid_id, grami = self.new_job("default", ["/bin/true"])
-                result = self.as_user(["/usr/bin/python3", "-S", "-m", "arc_bridge.client", "--socket",
-                                       str(self.config.socket), "submit", str(grami), str(script)],
-                                      pythonpath=self.work / "lrms" / "ark")
+                job = self.new_job("default", script)
+                result = self.ce.submit(job)  # the stdlib client as the mapped user; then INLRMS
                 if result.returncode != 0:
-                    sys.exit(f"submit failed: {result.stdout}")
-                (self.control / "processing" / f"job.{grid_id}.status").write_text("INLRMS")
-                batch.append(grid_id)
-            for grid_id in batch:
-                done = self.control / f"job.{grid_id}.lrms_done"
-                deadline = time.monotonic() + 120
+                    sys.exit(f"submit failed: {result.stdout}{result.stderr}")
+                batch.append(job)
+            for job in batch:
+                done = self.ce.controldir.job_file(job.grid_id, "lrms_done")
+                deadline = time.monotonic() + NOTICE_TIMEOUT
                 while not done.exists():
                     if time.monotonic() > deadline:
-                        sys.exit(f"job {grid_id} never finished; see {self.work / 'arkd.log'}")
+                        sys.exit(f"job {job.grid_id} never finished; arkd's journal:\n{self.journal()[-3000:]}")
                     time.sleep(0.02)
-                ended = float((self.sessions / grid_id / ".ended").read_text())
-                latencies.append(done.stat().st_mtime - ended)
-        return latencies
+                ended = job.session / ".ended"
+                if not ended.exists():
+                    sys.exit(f"job {job.grid_id} ended ({done.read_text().strip()}) without writing .ended")
+                latencies.append(done.stat().st_mtime - float(ended.read_text()))
+                grid_ids.append(job.grid_id)
+        return latencies, grid_ids
 
-    def arkd_share(self) -> list[float]:
-        """Per job: time from the first 'pod ended' watch event to the 'ended' record, from the log."""
-        seen: dict[str, datetime] = {}
-        shares = []
-        for line in (self.work / "arkd.log").read_text().splitlines():
-            stamp = line[:23]
-            if m := re.search(r"MODIFIED pods \S+/ark-([0-9a-f]+)-\w+-\w+ phase=(Succeeded|Failed)", line):
-                seen.setdefault(m.group(1)[:24], datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f"))
-            elif (m := re.search(r"job ([0-9a-f]+) ended", line)) and m.group(1)[:24] in seen:
-                shares.append((datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f") - seen[m.group(1)[:24]]).total_seconds())
-        return shares
+    # --- arkd's verbose log ------------------------------------------------------------------
+
+    def set_verbose(self, on: bool) -> None:
+        """Restart the arkd unit with --verbose appended (a runtime drop-in), or without it again.
+        The host's /run is a tmpfs of its own, so the drop-in is written from inside."""
+        self.ce.systemctl("stop", "arkd")
+        if on:
+            unit = self.ce.outside("/etc/systemd/system/arkd.service").read_text()
+            (exec_start,) = [l for l in unit.splitlines() if l.startswith("ExecStart=")]
+            dropin = (f"# bench/arkd.py: arkd's watch events for arkd_share\n[Service]\nExecStart=\n"
+                      f"{exec_start} --verbose\n")
+            self.ce.ce.run("sh", "-c", f'mkdir -p "$(dirname {VERBOSE_DROPIN})" && cat > {VERBOSE_DROPIN}',
+                           input=dropin, check=True, timeout=30)
+        else:
+            self.ce.ce.run("rm", "-f", VERBOSE_DROPIN, check=True, timeout=30)
+        self.ce.systemctl("daemon-reload")
+        self.ce.start_arkd()
+        self.verbose = on
+        shown = self.ce.ce.run("systemctl", "show", "-p", "ExecStart", "arkd", timeout=30).stdout
+        if on != ("--verbose" in shown):
+            sys.exit(f"arkd's unit did not take the drop-in as expected: {shown}")
+
+    def journal(self, since: float | None = None) -> str:
+        argv = ["journalctl", "--no-pager", "-o", "cat", "-u", "arkd"]
+        if since is not None:
+            argv.append(f"--since=@{int(since) - 1}")
+        return self.ce.ce.run(*argv, timeout=60).stdout
+
+    def arkd_share(self, grid_ids: list[str], since: float) -> list[float]:
+        """Per job: from the first watch event of its pod in Succeeded/Failed to its 'ended' record."""
+        names = {g.lower()[:40]: g for g in grid_ids}
+        deadline = time.monotonic() + 15  # journald may lag behind the last .lrms_done a little
+        while True:
+            seen: dict[str, datetime] = {}
+            ended: dict[str, datetime] = {}
+            for line in self.journal(since).splitlines():
+                if m := re.match(r"(\S+ \S+) DEBUG \S+: MODIFIED pods \S+/ark-([0-9a-z]+)-[0-9a-f]{10}-[0-9a-z]+ "
+                                 r"phase=(?:Succeeded|Failed)$", line):
+                    if m.group(2) in names:
+                        seen.setdefault(names[m.group(2)], datetime.strptime(m.group(1), STAMP))
+                elif (m := re.match(r"(\S+ \S+) INFO \S+: job (\S+) ended:", line)) and m.group(2) in seen:
+                    ended.setdefault(m.group(2), datetime.strptime(m.group(1), STAMP))
+            if len(ended) == len(grid_ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if len(ended) < len(grid_ids):
+            log(f"warning: arkd's log shows a pod-ended event then the record for {len(ended)} of "
+                f"{len(grid_ids)} jobs; arkd_share is over those")
+        if not ended:
+            sys.exit("arkd's journal has no pod-ended watch event followed by an 'ended' record")
+        return [(ended[g] - seen[g]).total_seconds() for g in grid_ids if g in ended]
 
 
-DRIVER = """
-import sys, time
-from concurrent.futures import ThreadPoolExecutor
-sys.path.insert(0, sys.argv[1])
-from arc_bridge.protocol import call
-socket, gramis, workers = sys.argv[2], open(sys.argv[3]).read().split(), int(sys.argv[4])
-def submit(path):
-    reply = call(socket, {"op": "submit", "grami": open(path).read(), "script": "true\\n"})
-    if not reply.get("ok"):
-        raise SystemExit(reply)
-t0 = time.perf_counter()
-with ThreadPoolExecutor(workers) as pool:
-    list(pool.map(submit, gramis))
-print(len(gramis) / (time.perf_counter() - t0))
-"""
+def dependency_wheels_only(workdir: Path) -> Path:
+    """The shared cache of arc_bridge's dependency wheels without any arc_bridge wheel in it.
+
+    saltsite.files_repository links every wheel of /var/cache/ark/bridge-wheels into the site's
+    files repository before it builds the tree's arc_bridge wheel there; an arc_bridge wheel left
+    in that cache (the older bridge_wheels() put it there, and runs of it may still be about)
+    becomes a symlink that the build writes through, so runs side by side overwrite each other's
+    wheel and highstate fails its checksum. This run links only the dependencies.
+    """
+    own = workdir / "dependency-wheels"
+    own.mkdir()
+    for wheel in saltsite.dependency_wheels().glob("*.whl"):
+        if not wheel.name.startswith("arc_bridge-"):
+            (own / wheel.name).symlink_to(wheel)
+    return own
+
+
+def arc_conf_option(text: str, block: str, key: str) -> str:
+    current = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+        elif current == block and "=" in line and line.split("=", 1)[0].strip() == key:
+            return line.split("=", 1)[1].strip()
+    raise SystemExit(f"{ARC_CONF} has no {key} in [{block}]")
 
 
 def main() -> None:
@@ -203,24 +265,36 @@ def main() -> None:
     parser.add_argument("--creates", type=int, default=150)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--notices", type=int, default=20)
+    parser.add_argument("--no-arkd-verbose", dest="arkd_verbose", action="store_false",
+                        help="leave the arkd unit as Salt installed it (no arkd_share figures)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ark-bench-", dir="/tmp"))
     work.chmod(0o755)
-    log = lambda msg: print(msg, file=sys.stderr)
-    with running_cluster(work / "k8s", node_labels={"ark.nordugrid.org/queue": "default"},
-                         vo_images=["vo-alpha/base:1"], progress=log) as cluster:
-        bench = Bench(cluster, work)
-        try:
-            log(f"==> submit-kubernetes-job x{args.submits}")
-            submit = bench.measure_submit(args.submits)
-            log(f"==> creating {args.creates} Jobs raw and through arkd")
-            arkd_rate, raw_rate = bench.measure_create(args.creates, args.workers)
-            log(f"==> {args.notices} jobs to measure the notice latency")
-            notice = bench.measure_notice(args.notices, parallel=2)
-            share = bench.arkd_share()
-        finally:
-            bench.arkd.stop()
+    log(f"==> site {PLAN.name} in {work}")
+    wheels = dependency_wheels_only(work)
+    with mock.patch.object(saltsite, "dependency_wheels", lambda: wheels), \
+            running_salt_site(PLAN, work, progress=log, pillar=PILLAR) as site:
+        if not site.deployed.ok:
+            sys.exit("ark deploy failed:\n" + "\n".join(site.deployed.errors))
+        push_site_images(site, work, progress=log)
+        with CeHost(site).standing_in_for_arex() as ce:
+            bench = Bench(ce)
+            try:
+                log(f"==> submit-kubernetes-job x{args.submits}")
+                submit = bench.measure_submit(args.submits)
+                log(f"==> creating {args.creates} Jobs raw and through arkd")
+                arkd_rate, raw_rate = bench.measure_create(args.creates, args.workers)
+                if args.arkd_verbose:
+                    log("==> arkd restarted with --verbose (runtime drop-in) for the notice jobs")
+                    bench.set_verbose(True)
+                since = time.time()
+                log(f"==> {args.notices} jobs to measure the notice latency")
+                notice, grid_ids = bench.measure_notice(args.notices, parallel=2)
+                share = bench.arkd_share(grid_ids, since) if args.arkd_verbose else []
+            finally:
+                if bench.verbose:
+                    bench.set_verbose(False)
     shutil.rmtree(work, ignore_errors=True)
     print(f"submit_p50_ms={percentile(submit, 50) * 1000:.1f}")
     print(f"submit_p99_ms={percentile(submit, 99) * 1000:.1f}")
@@ -231,8 +305,9 @@ def main() -> None:
     print(f"notice_p99_ms={percentile(notice, 99) * 1000:.1f}")
     print(f"notice_max_ms={max(notice) * 1000:.1f}")
     print(f"notice_mean_ms={statistics.mean(notice) * 1000:.1f}")
-    print(f"arkd_share_p50_ms={percentile(share, 50) * 1000:.1f}")
-    print(f"arkd_share_p99_ms={percentile(share, 99) * 1000:.1f}")
+    if share:
+        print(f"arkd_share_p50_ms={percentile(share, 50) * 1000:.1f}")
+        print(f"arkd_share_p99_ms={percentile(share, 99) * 1000:.1f}")
 
 
 if __name__ == "__main__":

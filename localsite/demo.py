@@ -1,12 +1,14 @@
 """ARK's demo: a grid site installed by Salt, and one grid job through it.
 
-Boots Debian 12 hosts with systemd (systemd-nspawn, on a network of their own with no route out):
-one host with every role, or with --site split a host per role (control plane, registry, CE, and
-two workers). Serves them a files repository and an apt proxy as a site's own mirrors would, applies
-highstate on each (Kubernetes control plane and node, VO registry, A-REX with lrms = kubernetes,
-arkd), re-applies it (zero changes), pushes the VO image as a VO manager would, then submits a
-job with the ARC client from outside the site, follows it to its pod and back, and tears
-everything down (or keeps it running with --keep).
+Boots Debian 12 hosts with systemd and sshd (systemd-nspawn, on a network of their own with no
+route out): one host with every role, or with --site split a host per role (control plane,
+registry, CE, and two workers). Serves them a files repository and an apt proxy as a site's own
+mirrors would, and installs the site as its admin would: `ark init` writes the pillar from the
+site's inventory, `ark deploy` installs Salt over SSH and applies highstate on each host in role
+order (Kubernetes control plane and node, VO registry, A-REX with lrms = kubernetes, arkd), then
+again (zero changes). Then it pushes the VO images as a VO manager would, submits a job with the
+ARC client from outside the site, follows it to its pod and back, and tears everything down (or
+keeps it running with --keep).
 """
 
 import argparse
@@ -16,11 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from .host import changed_states
+from ark.saltresult import changed_labels
+
 from .saltsite import SITES, grid_client, push_site_images, running_salt_site
 
 JOB = """&(executable="/bin/sh")
- (arguments="-c" "echo running as uid $(id -u) in pod $(uname -n); tr a-z A-Z < greeting.txt > shout.txt")
+ (arguments="-c" "echo running as uid $(id -u) in pod $(uname -n), image $(cat /etc/ark-image); tr a-z A-Z < greeting.txt > shout.txt")
+ (runtimeenvironment="ENV/CONTAINER" "tools:2")
  (inputfiles=("greeting.txt" ""))
  (outputfiles=("shout.txt" ""))
  (stdout="stdout.txt")
@@ -46,21 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     work.chmod(0o755)
     t0 = time.monotonic()
     with running_salt_site(plan, work, progress=step) as site:
-        for run, results in (("first", site.first), ("second", site.second)):
-            for name, (returncode, result) in results.items():
-                if returncode != 0:
-                    raise SystemExit(f"the {run} highstate of {name} failed; its result is in "
-                                     f"{work / f'{run}-{name}.json'}")
+        if not site.deployed.ok:
+            raise SystemExit("ark deploy failed:\n" + "\n".join(site.deployed.errors))
         for name in site.hosts:
             step(f"highstate of {name}: {len(site.first[name][1])} states, then a re-apply with "
-                 f"{len(changed_states(site.second[name][1]))} changes "
-                 f"({site.timings[f'second_highstate_{name}']:.0f} s)")
+                 f"{len(changed_labels(site.second[name][1]))} changes")
         push_site_images(site, work, progress=step)
         arc = grid_client(site, work / "client")
         jobdir = work / "job"
         jobdir.mkdir()
         (jobdir / "greeting.txt").write_text("hello from the grid\n")
-        step("arcsub: a job with an input file and an output file, from outside the site host")
+        step("arcsub: a job in VO alpha's image tools:2, with an input file and an output file, from outside the site")
         print(JOB)
         url = arc.submit(JOB, cwd=jobdir)
         step(f"submitted: {url}")
@@ -80,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         step(f"done in {time.monotonic() - t0:.0f} s. Where to look:")
         for spec in plan.hosts:
             host = site.hosts[spec.name]
-            print(f"   host {spec.name} ({', '.join(spec.roles)}) at {host.address}, root {host.root}, "
-                  f"shell: nsenter -t {host.init_pid} -a bash")
+            print(f"   host {spec.name} ({', '.join(spec.roles)}) at {host.address}: "
+                  f"ssh -i {site.ssh_key} -o UserKnownHostsFile={site.known_hosts} root@{host.address}")
+        print(f"   the site's inventory {site.inventory} and pillar {site.pillar}: edit the inventory, then "
+              f"python3 -m ark init {site.inventory} --out {site.pillar} && python3 -m ark deploy {site.inventory} "
+              f"--pillar {site.pillar} --ssh-key {site.ssh_key} --known-hosts {site.known_hosts}")
         control_plane = plan.with_role("control-plane").name
         print(f"   kubeconfig: /etc/ark/admin.kubeconfig on {control_plane} (kubectl inside the host)")
         print(f"   A-REX: {plan.arex_endpoint}; another job: arcsub -z {arc.conffile} -j {arc.joblist} "

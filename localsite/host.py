@@ -1,15 +1,16 @@
-"""Debian 12 test hosts with systemd as PID 1, to prove the Salt states on a real init system.
+"""Debian 12 test hosts with systemd as PID 1 and sshd: the machines a site is deployed to.
 
 A host is a systemd-nspawn container booted from a cached debootstrap root file system. It lives
 in its own network namespace `ark-host-N`, joined to the machine by one veth pair (machine side
 10.213.N.1/30, host address 10.213.N.2) or plugged into a LAN shared with other hosts (host
 address 10.213.L.N, see localsite.netns.Lan), and in its own cgroup `ark-host-N` below this
-process's cgroup in every hierarchy. Commands run inside with nsenter into the host's systemd.
+process's cgroup in every hierarchy. Like a freshly installed machine, each host has SSH host
+keys of its own and lets root log in with the admin's key (admin_ssh_key); the product reaches it
+over SSH only. The tests also look inside with nsenter into the host's systemd.
 
-Caches, built once per machine and reused by every host:
+Cached, built once per machine and reused by every host:
   /var/cache/ark/hosts/base-vBASE_VERSION   the debootstrap root (a few minutes to build)
-  /var/cache/ark/salt-wheels                wheels of salt==SALT_VERSION for Debian's python3
-  /var/cache/ark/hosts/salt-venv-*          Salt's virtualenv as the first host installed it
+  /var/cache/ark/ssh/id_ed25519             the admin's SSH key
 Per host: WORKDIR/root, a copy of the base (seconds), removed at shutdown; WORKDIR/nspawn.log
 keeps the host's console output.
 
@@ -21,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shlex
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,21 +38,15 @@ from localsite.netns import Lan, Netns
 from localsite.processes import stop
 
 # Bump when BASE_PACKAGES or _prepare_base change, so a stale cached root is not reused.
-BASE_VERSION = "1"
+BASE_VERSION = "2"
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "iproute2", "procps", "python3", "python3-venv", "ca-certificates",
+    "openssh-server",
 )
 HOST_CACHE = Path("/var/cache/ark/hosts")
-SALT_VERSION = "3008.4"
-SALT_WHEELS = Path("/var/cache/ark/salt-wheels")
-# The hosts run Debian's python3, and timelib's wheel is compiled: build with the same interpreter,
-# not the pyenv one that runs this code.
-DEBIAN_PYTHON = "/usr/bin/python3"
-SALT_DIR = Path(__file__).resolve().parent.parent / "salt"
-# Inside the host: the Salt virtualenv, and where each highstate finds its state and pillar trees.
-SALT_VENV = "/opt/salt"
-HOST_SALT_ROOTS = "/srv/ark/salt"
-HOST_PILLAR_ROOTS = "/srv/ark/pillar"
+# The site admin's SSH key for the test hosts: root may log in with it, as on a freshly
+# installed machine the admin is given.
+SSH_KEY = Path("/var/cache/ark/ssh/id_ed25519")
 # Relaxed enough for containerd, runc and kubelet to run nested inside the host (field notes).
 SYSCALL_FILTER = (
     "@system-service @mount @privileged @raw-io @clock @module @reboot @swap @obsolete @cpu-emulation"
@@ -87,6 +80,11 @@ class Host:
     @property
     def address(self) -> str:
         return self.netns.node_ip
+
+    @property
+    def ssh_host_key(self) -> str:
+        """The host's SSH host key ("ssh-ed25519 AAAA..."), as a site admin would note it down."""
+        return " ".join((self.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
 
     def cgroup_dirs(self) -> list[Path]:
         return list(_own_cgroup_dirs(self.cgroup).values())
@@ -158,23 +156,12 @@ def base_image(progress: Progress = print) -> Path:
 def _prepare_base(root: Path) -> None:
     # An empty machine-id makes systemd generate a fresh one at each boot, so hosts differ.
     (root / "etc/machine-id").write_text("")
+    # Each host gets SSH host keys of its own at boot_host, as each real machine has.
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
     # Downloaded packages only make every per-host copy slower.
     for deb in (root / "var/cache/apt/archives").glob("*.deb"):
         deb.unlink()
-
-
-def salt_wheels(progress: Progress = print) -> Path:
-    """A directory of wheels that installs salt==SALT_VERSION with no index; built on first use."""
-    if any(SALT_WHEELS.glob(f"salt-{SALT_VERSION}-*.whl")):
-        return SALT_WHEELS
-    progress(f"==> building wheels for salt {SALT_VERSION} into {SALT_WHEELS} (compiles timelib, once)")
-    SALT_WHEELS.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="salt-wheels-", dir=SALT_WHEELS.parent) as tmp:
-        venv, building = Path(tmp, "venv"), Path(tmp, "wheels")
-        _run([DEBIAN_PYTHON, "-m", "venv", str(venv)])
-        _run([str(venv / "bin/pip"), "wheel", "--quiet", f"salt=={SALT_VERSION}", "-w", str(building)])
-        _publish(building, SALT_WHEELS)
-    return SALT_WHEELS
 
 
 def _publish(built: Path, target: Path) -> None:
@@ -185,6 +172,23 @@ def _publish(built: Path, target: Path) -> None:
         if not target.is_dir():
             raise
         shutil.rmtree(built)
+
+
+def admin_ssh_key() -> Path:
+    """The private key this machine logs in to every test host with, as root (made once)."""
+    key = SSH_KEY
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ark-test-admin", "-f", str(key)])
+    return key
+
+
+def authorize_admin_key(root: Path) -> None:
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    authorized = ssh_dir / "authorized_keys"
+    authorized.write_text(admin_ssh_key().with_suffix(".pub").read_text())
+    authorized.chmod(0o600)
 
 
 # --- boot and shutdown -----------------------------------------------------------------------
@@ -208,7 +212,7 @@ def boot_host(
     far is undone.
     """
     if not 1 <= index <= 199:
-        raise ValueError(f"host index must be 1..199 (10.213.0.0/30 belongs to localsite.cluster): {index}")
+        raise ValueError(f"host index must be 1..199: {index}")
     workdir = workdir.resolve()
     base = base_image(progress)
     netns = _netns(index, lan)
@@ -228,6 +232,8 @@ def boot_host(
     (root / "etc/hostname").write_text(f"{name}\n")
     # minbase has no /etc/hosts; Debian's installer writes this much.
     (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    _run(["ssh-keygen", "-A", "-f", str(root)])
+    authorize_admin_key(root)
     cgroup = netns.name
     try:
         netns.create(lan)
@@ -374,8 +380,7 @@ def running_host(name: str, workdir: Path, **options: Any) -> Iterator[Host]:
 # --- kernel settings a nested kubelet needs ----------------------------------------------------
 # kubelet sets these machine-wide values at start (its "kernel defaults") and exits if it cannot.
 # Inside a host /proc/sys is read-only, so the machine sets them before a worker host's kubelet
-# starts and puts its own values back afterwards; localsite.cluster saves and restores the same
-# ones around its own kubelet.
+# starts and puts its own values back afterwards.
 KUBELET_SYSCTLS = {
     "vm/overcommit_memory": "1",
     "vm/panic_on_oom": "0",
@@ -479,91 +484,6 @@ def _mounts_under(directory: Path) -> list[str]:
         if (mountpoint + "/").startswith(prefix):
             mounts.append(mountpoint)
     return sorted(mounts, key=len, reverse=True)
-
-
-# --- Salt inside the host --------------------------------------------------------------------
-
-
-def install_salt(host: Host, progress: Progress = print) -> None:
-    """Install salt==SALT_VERSION in a virtualenv in the host, from the cached wheels, masterless.
-
-    The first host installs from the wheels (about 20 s) and leaves a copy of its virtualenv in
-    the cache; later hosts get that copy (a second). A virtualenv works only at the path it was
-    made at and with the Python it was made with: both are the base image's, hence the key."""
-    cached = HOST_CACHE / f"salt-venv-{SALT_VERSION}-base-v{BASE_VERSION}"
-    target = host.root / SALT_VENV.lstrip("/")
-    if cached.is_dir():
-        progress(f"==> installing salt {SALT_VERSION} into test host {host.name} (cached virtualenv)")
-        _run(["cp", "--reflink=auto", "-a", str(cached), str(target)])
-    else:
-        wheels = salt_wheels(progress)
-        progress(f"==> installing salt {SALT_VERSION} into test host {host.name}")
-        # A copy, not a bind: nspawn binds are fixed at boot, and the wheels are needed only now.
-        shutil.copytree(wheels, host.root / "var/tmp/salt-wheels")
-        try:
-            host.run(DEBIAN_PYTHON, "-m", "venv", SALT_VENV, check=True)
-            host.run(
-                f"{SALT_VENV}/bin/pip", "install", "--quiet", "--no-index", "--find-links=/var/tmp/salt-wheels",
-                f"salt=={SALT_VERSION}", check=True,
-            )
-        finally:
-            shutil.rmtree(host.root / "var/tmp/salt-wheels")
-        building = cached.with_name(f"{cached.name}.building-{os.getpid()}")
-        _run(["cp", "--reflink=auto", "-a", str(target), str(building)])
-        _publish(building, cached)
-    # The host's own /etc/salt: it is a whole machine, so Salt's default places are the right ones.
-    host.write_file(
-        "/etc/salt/minion",
-        json.dumps(
-            {
-                "id": host.name,
-                "file_client": "local",
-                "file_roots": {"base": [HOST_SALT_ROOTS]},
-                "pillar_roots": {"base": [HOST_PILLAR_ROOTS]},
-                # salt-call enters the host through nsenter, so it belongs to no systemd unit, and
-                # the `systemd-run --scope` Salt wraps apt-get in fails ("Unknown object
-                # '/org/freedesktop/systemd1/unit/self'"). A salt-call from a login shell or a
-                # salt-minion service does not need this.
-                "systemd.scope": False,
-            },
-            indent=2,
-        ),
-    )
-
-
-def salt_call(host: Host, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-    """`salt-call --local --retcode-passthrough ARGS` in the host (without passthrough a render
-    error exits 0)."""
-    return host.run(f"{SALT_VENV}/bin/salt-call", "--local", "--retcode-passthrough", *args, timeout=timeout)
-
-
-def highstate(
-    host: Host, pillar_dir: Path, *, salt_dir: Path = SALT_DIR, timeout: float = 1800.0
-) -> tuple[int, dict[str, Any] | list[str]]:
-    """Apply the highstate of `salt_dir` with the pillar of `pillar_dir`: (exit code, result).
-
-    The result maps state keys to their outcome; when rendering fails, Salt returns a list of
-    error messages instead. Both trees are copied in afresh, so each apply sees the caller's
-    current files.
-    """
-    for source, target in ((salt_dir, HOST_SALT_ROOTS), (pillar_dir, HOST_PILLAR_ROOTS)):
-        inside = host.root / target.lstrip("/")
-        shutil.rmtree(inside, ignore_errors=True)
-        shutil.copytree(source, inside)
-    result = salt_call(host, "--out=json", "state.highstate", timeout=timeout)
-    try:
-        return result.returncode, json.loads(result.stdout)["local"]
-    except (json.JSONDecodeError, KeyError):
-        raise RuntimeError(
-            f"salt-call gave no JSON result (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
-        ) from None
-
-
-def changed_states(result: dict[str, Any] | list[str]) -> list[str]:
-    """Keys of the states in a highstate result that changed something (a list result: none ran)."""
-    if not isinstance(result, dict):
-        return []
-    return [key for key, state in result.items() if state.get("changes")]
 
 
 def _run(argv: list[str]) -> None:

@@ -1,8 +1,8 @@
 """Container images for the local site: the pod sandbox ("pause") image and a VO base image.
 
 Both are built as OCI layouts with umoci and cached under IMAGE_CACHE, keyed by CONTENT_VERSION,
-so only the first run pays for debootstrap. Pushing a cached layout into the local registry with
-skopeo takes seconds; callers push the same base image under several VO repository prefixes.
+so only the first run pays for debootstrap. The VO images a site's tests push are that base plus a
+one-file layer naming the image, so a job can tell which image it got.
 """
 
 from __future__ import annotations
@@ -61,9 +61,22 @@ def vo_base_layout(progress: Callable[[str], None] = print) -> Path:
     return _cached_layout("vo-base", fill, config=["--config.cmd", "/bin/sh"], progress=progress)
 
 
-def push_image(layout: Path, ref: str) -> None:
-    """Push a cached layout to `ref` (registry/repository:tag); the local registry is plain HTTP."""
-    _run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:{LAYOUT_TAG}", f"docker://{ref}"])
+def vo_image_layout(tag: str, progress: Callable[[str], None] = print) -> Path:
+    """The VO base image with one more layer: /etc/ark-image holding `tag` (e.g. "tools:2"), so a
+    job can tell which of a VO's images it runs in."""
+    base = vo_base_layout(progress)
+    layout = IMAGE_CACHE / f"v{CONTENT_VERSION}" / f"vo-{tag.replace(':', '-')}"
+    if (layout / "index.json").exists():
+        return layout
+    with tempfile.TemporaryDirectory(dir=layout.parent, prefix=f".{layout.name}-") as tmp:
+        building, marker = Path(tmp) / "layout", Path(tmp) / "ark-image"
+        marker.write_text(f"{tag}\n")
+        marker.chmod(0o644)
+        shutil.copytree(base, building)
+        _run(["umoci", "insert", "--image", f"{building}:{LAYOUT_TAG}", str(marker), "/etc/ark-image"])
+        _run(["umoci", "gc", "--layout", str(building)])
+        _publish_layout(building, layout)
+    return layout
 
 
 def _cached_layout(
@@ -90,13 +103,17 @@ def _cached_layout(
         _run(["umoci", "repack", "--image", image, str(bundle)])
         _run(["umoci", "config", "--image", image, *config])
         _run(["umoci", "gc", "--layout", str(building)])
-        try:
-            building.rename(layout)
-        except OSError:
-            if not (layout / "index.json").exists():
-                raise
-            # Another process built the same content meanwhile; its copy is as good as ours.
+        _publish_layout(building, layout)
     return layout
+
+
+def _publish_layout(building: Path, layout: Path) -> None:
+    try:
+        building.rename(layout)
+    except OSError:
+        if not (layout / "index.json").exists():
+            raise
+        # Another process built the same content meanwhile; its copy is as good as ours.
 
 
 def _run(cmd: list[str]) -> None:

@@ -37,7 +37,7 @@ class Netns:
         if self.exists():
             raise RuntimeError(
                 f"network namespace {self.name} already exists (left over from a crashed run?); "
-                f"clean it with: python -m localsite.cluster clean"
+                f"clean it with: ip netns delete {self.name}"
             )
         inner_if = "eth0"  # fine inside the namespace: it is the only interface besides lo
         _ip("netns", "add", self.name)
@@ -76,7 +76,7 @@ class Lan:
 
     def __post_init__(self) -> None:
         if not 1 <= self.index <= 199:
-            raise ValueError(f"LAN index must be 1..199 (10.213.0.0/30 belongs to localsite.cluster): {self.index}")
+            raise ValueError(f"LAN index must be 1..199: {self.index}")
 
     @property
     def name(self) -> str:

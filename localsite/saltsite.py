@@ -1,19 +1,19 @@
-"""ARK sites built by Salt on systemd test hosts, for the demo and the tests.
+"""ARK sites on systemd test hosts, installed the way a site admin installs one: `ark init` and
+`ark deploy` over SSH.
 
 A site is a plan: which hosts, with which roles, on one LAN (localsite.netns.Lan) with no route
 out, as a site with no internet. ALL_IN_ONE is one host with every role; SPLIT gives each role
-hosts of its own (control plane, registry, CE, two workers with pod ranges of their own), shares
-the site CA through pillar, and gives the CE and the workers one session directory, as a shared
-file system would.
+hosts of its own (control plane, registry, CE, two workers with pod ranges of their own), and
+gives the CE and the workers one session directory, as a shared file system would.
 
-What a site runs for itself, this module runs on the machine's side of the LAN (10.213.L.1), and
-stops by PID afterwards:
+What a site has around it, this module provides on the machine's side of the LAN (10.213.L.1),
+and stops by PID afterwards:
 - a files repository (python's http.server): the Kubernetes binaries built from Debian's source
-  (/var/cache/ark/kubernetes-*/bin) under kubernetes/<version>/, and the arc_bridge wheel with its
-  dependencies' wheels and its .sha256;
-- an apt proxy (Debian's apt-cacher-ng), named to the hosts through pillar ark:apt:proxy.
-The pillar is the example site (pillar/site.sls), an overlay for this site, and one file per host,
-selected by minion id in top.sls as pillar/top.sls describes.
+  (/var/cache/ark/kubernetes-*/bin) under kubernetes/<version>/, Salt's wheels, and the arc_bridge
+  wheel with its dependencies' wheels and its .sha256;
+- an apt proxy (Debian's apt-cacher-ng), named to the hosts through pillar ark:apt:proxy;
+- the site's inventory (the example site's pillar/site.sls with this site's settings over it, and
+  its hosts), from which `ark init` writes the pillar and the site CA.
 """
 
 from __future__ import annotations
@@ -25,31 +25,40 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .arex import ArcClient
-from .cluster import K8S_BIN
-from .host import Host, highstate, install_salt, kubelet_sysctls, running_host
-from .images import LAYOUT_TAG, debian_mirror, pause_layout, vo_base_layout
+from ark.deploy import DeployResult, deploy
+from ark.inventory import load_inventory, merge
+
+from .arcclient import ArcClient, GridIdentity
+from .host import Host, admin_ssh_key, kubelet_sysctls, running_host
+from .images import LAYOUT_TAG, debian_mirror, pause_layout, vo_image_layout
 from .netns import Lan
-from .pki import make_ca
 from .processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
+SALT_DIR = REPO / "salt"
+# What tools/setup-host builds from Debian's source package.
+K8S_BIN = Path("/var/cache/ark/kubernetes-1.20.5+really1.20.2/bin")
 FILES_PORT = 8021
 APT_PROXY_PORT = 3142
 K8S_VERSION = "1.20.2"
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl")
 WHEEL_CACHE = Path("/var/cache/ark/bridge-wheels")
+# Salt wraps apt-get in `systemd-run --scope`, which fails in a test host: its cgroup namespace is
+# rooted above the cgroup bound over its /sys/fs/cgroup, so systemd cannot find the caller's unit
+# ("Unknown object '/org/freedesktop/systemd1/unit/self'"). Real hosts need no such setting.
+TEST_HOST_MINION = {"systemd.scope": False}
+# Salt's wheels for Debian's python3, built by tools/setup-host (the version salt/ark/versions.yaml pins).
+SALT_WHEELS = Path("/var/cache/ark/salt-wheels")
 ACNG_CACHE = Path("/var/cache/ark/apt-cacher-ng")
-HIGHSTATE_TIMEOUT = 1800.0
 ROLES = ("control-plane", "worker", "registry", "ce")
 
 Progress = Callable[[str], None]
@@ -109,44 +118,100 @@ class SaltSite:
     plan: SitePlan
     hosts: dict[str, Host]
     workdir: Path
-    first: dict[str, tuple[int, Any]]  # per host, (returncode, result) of the first highstate
-    second: dict[str, tuple[int, Any]]  # ... and of the re-apply
+    # What the site's admin holds: the inventory, the pillar `ark init` wrote from it, the SSH key
+    # root logs in to the hosts with, and the host keys `ark deploy` checks.
+    inventory: Path
+    pillar: Path
+    ssh_key: Path
+    known_hosts: Path
+    boot: Callable[[HostPlan], Host]  # another machine on the site's LAN, up until the site goes
+    deployed: DeployResult = field(default_factory=DeployResult)  # the latest `ark deploy`
     timings: dict[str, float] = field(default_factory=dict)
 
     def with_role(self, role: str) -> Host:
         return self.hosts[self.plan.with_role(role).name]
+
+    @property
+    def first(self) -> dict[str, tuple[int, Any]]:
+        """Per host, (returncode, result) of the latest deploy's first highstate."""
+        return self.deployed.first
+
+    @property
+    def second(self) -> dict[str, tuple[int, Any]]:
+        """... and of its re-apply, which must change nothing."""
+        return self.deployed.second
+
+    def init(self, progress: Progress = print) -> None:
+        """`ark init`: the pillar from the inventory, checked by Salt's render of every host."""
+        t0 = time.monotonic()
+        self.ark("init", str(self.inventory), "--out", str(self.pillar), progress=progress)
+        self.timings["ark_init"] = time.monotonic() - t0
+
+    def deploy(self, progress: Progress = print) -> DeployResult:
+        """`ark deploy` over SSH, as the admin runs it (through its API, for the results)."""
+        t0 = time.monotonic()
+        self.deployed = deploy(load_inventory(self.inventory, SALT_DIR), self.pillar, SALT_DIR,
+                               ssh_key=self.ssh_key, known_hosts=self.known_hosts, progress=progress,
+                               minion_options=TEST_HOST_MINION)
+        self.timings["ark_deploy"] = time.monotonic() - t0
+        for run, results in (("first", self.first), ("second", self.second)):
+            for name, result in results.items():
+                (self.workdir / f"{run}-{name}.json").write_text(json.dumps(result, indent=1))
+        return self.deployed
+
+    def add_worker(self, spec: HostPlan, progress: Progress = print) -> DeployResult:
+        """A new worker, the way its admin adds one: a machine, an entry in the inventory, then
+        `ark init` and `ark deploy` of the whole site."""
+        self.hosts[spec.name] = self.boot(spec)
+        self.plan = replace(self.plan, hosts=(*self.plan.hosts, spec))
+        inventory = yaml.safe_load(self.inventory.read_text())
+        inventory["hosts"][spec.name] = host_entry(self.plan, spec, self.hosts[spec.name])
+        self.inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))
+        self.init(progress)
+        return self.deploy(progress)
+
+    def ark(self, *args: str, progress: Progress = print) -> None:
+        """The admin's `ark` command; its output goes to `progress`, a failure raises."""
+        result = subprocess.run([sys.executable, "-m", "ark", *args], cwd=REPO, capture_output=True, text=True)
+        for line in (result.stdout + result.stderr).splitlines():
+            progress(f"   {line}")
+        if result.returncode != 0:
+            raise RuntimeError(f"ark {args[0]} failed (exit {result.returncode}): {result.stderr.strip()}")
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def bridge_wheels() -> Path:
-    """The arc_bridge wheel of the current tree and its dependencies' wheels (those are cached)."""
-    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
+def dependency_wheels() -> Path:
+    """Wheels of arc_bridge's dependencies, built once per machine."""
     if not any(WHEEL_CACHE.glob("kubernetes-*.whl")):
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", str(WHEEL_CACHE), str(REPO)], check=True)
-    for old in WHEEL_CACHE.glob("arc_bridge-*.whl"):
-        old.unlink()
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(WHEEL_CACHE), str(REPO)], check=True
-    )
+        WHEEL_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=WHEEL_CACHE.parent, ignore_cleanup_errors=True) as building:
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", building, str(REPO)], check=True)
+            for wheel in Path(building).glob("arc_bridge-*.whl"):
+                wheel.unlink()
+            with contextlib.suppress(OSError):  # a concurrent run got there first
+                Path(building).rename(WHEEL_CACHE)
     return WHEEL_CACHE
 
 
 def files_repository(directory: Path) -> tuple[Path, dict[str, str], str]:
-    """The site mirror's tree: (root, sha256 per Kubernetes binary, arc_bridge wheel name)."""
+    """The site mirror's tree: (root, sha256 per Kubernetes binary, arc_bridge wheel name). The
+    arc_bridge wheel of the current tree is built into it, so runs side by side never share one."""
     kube = directory / "kubernetes" / K8S_VERSION
     kube.mkdir(parents=True)
     checksums = {}
     for name in K8S_BINARIES:
         (kube / name).symlink_to(K8S_BIN / name)
         checksums[name] = _sha256(K8S_BIN / name)
-    wheels = bridge_wheels()
-    for wheel in wheels.glob("*.whl"):
-        (directory / wheel.name).symlink_to(wheel)
-    (bridge,) = [w.name for w in wheels.glob("arc_bridge-*.whl")]
-    (directory / f"{bridge}.sha256").write_text(f"{_sha256(wheels / bridge)}  {bridge}\n")
+    for wheel in dependency_wheels().glob("*.whl"):
+        if not wheel.name.startswith("arc_bridge-"):  # left in the cache by earlier versions of this code
+            (directory / wheel.name).symlink_to(wheel)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(directory), str(REPO)],
+                   check=True)
+    (bridge,) = [w.name for w in directory.glob("arc_bridge-*.whl")]
+    (directory / f"{bridge}.sha256").write_text(f"{_sha256(directory / bridge)}  {bridge}\n")
     return directory, checksums, bridge
 
 
@@ -190,21 +255,19 @@ def apt_cacher_ng(workdir: Path, address: str) -> list[str]:
     ]
 
 
-def site_pillar(plan: SitePlan, directory: Path, checksums: dict[str, str], wheel: str) -> Path:
-    """The example site, this site's overlay (mirrors, where each service runs, names, the CA of a
-    site on several hosts) and a file per host (roles, address, name), laid out as pillar/top.sls
-    describes."""
-    (directory / "hosts").mkdir(parents=True)
-    shutil.copy(REPO / "pillar" / "site.sls", directory / "site.sls")
+def site_inventory(plan: SitePlan, hosts: dict[str, Host], directory: Path, checksums: dict[str, str],
+                   wheel: str, extra: dict[str, Any] | None = None) -> Path:
+    """The site's inventory, as its admin would write it for `ark init`: the example site's pillar
+    (pillar/site.sls), this site's settings over it (its mirrors, Kubernetes build, the CE's
+    name, then `extra`, in the terms of pillar `ark`), and each host with its address, roles and
+    SSH host key."""
     machine = plan.lan.host_ip
     ce = plan.with_role("ce").name
-    overlay: dict[str, Any] = {
+    settings: dict[str, Any] = {
         "files_repo": f"http://{machine}:{FILES_PORT}",
         "apt": {"proxy": f"http://{machine}:{APT_PROXY_PORT}"},
-        "hosts": {host.name: plan.address(host.name) for host in plan.hosts},
         "kubernetes": {
             "checksums": {K8S_VERSION: checksums},
-            "apiserver": {"address": plan.address(plan.with_role("control-plane").name)},
             # A nested kubelet on a shared machine: report status every second, and do not let
             # the machine's disk or memory use (not this site's) evict or taint anything.
             "kubelet_config": {
@@ -212,25 +275,23 @@ def site_pillar(plan: SitePlan, directory: Path, checksums: dict[str, str], whee
                 "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
             },
         },
-        "registry": {"address": plan.address(plan.with_role("registry").name)},
         "arex": {"hostname": ce, "listen": plan.address(ce), "infoprovider_period": 10},
         "bridge": {"wheel": wheel},
     }
-    if len(plan.hosts) > 1:
-        ca = make_ca(directory.parent / "site-ca", "ark-site-ca")
-        overlay["pki"] = {"ca": {"cert": ca.cert.read_text(), "key": ca.key.read_text()}}
-    (directory / "local.sls").write_text(yaml.safe_dump({"ark": overlay}))
-    (directory / "local.sls").chmod(0o600)
-    top: dict[str, list[str]] = {"*": ["site", "local"]}
-    for host in plan.hosts:
-        own = {"roles": list(host.roles), "node_ip": plan.address(host.name),
-               "kubernetes": {"node_name": host.name}}
-        if host.pod_cidr:
-            own["kubernetes"]["pod_cidr"] = host.pod_cidr
-        (directory / "hosts" / f"{host.name}.sls").write_text(yaml.safe_dump({"ark": own}))
-        top[host.name] = [f"hosts.{host.name}"]
-    (directory / "top.sls").write_text(yaml.safe_dump({"base": top}))
-    return directory
+    inventory = {
+        "site": {"pillar": str(REPO / "pillar" / "site.sls"), "settings": merge(settings, extra or {})},
+        "hosts": {spec.name: host_entry(plan, spec, hosts[spec.name]) for spec in plan.hosts},
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "inventory.yaml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return path
+
+
+def host_entry(plan: SitePlan, spec: HostPlan, host: Host) -> dict[str, Any]:
+    """A host in the inventory: its address, roles, the SSH host key its admin noted, its pod range."""
+    return {"address": plan.address(spec.name), "roles": list(spec.roles), "ssh_host_key": host.ssh_host_key,
+            **({"pod_cidr": spec.pod_cidr} if spec.pod_cidr else {})}
 
 
 @contextlib.contextmanager
@@ -243,43 +304,50 @@ def running_lan(lan: Lan) -> Iterator[Lan]:
 
 
 @contextlib.contextmanager
-def running_salt_site(plan: SitePlan, workdir: Path, progress: Progress = print) -> Iterator[SaltSite]:
-    """Boot the plan's hosts, highstate each, then re-apply each; the hosts run until the block ends."""
+def running_salt_site(plan: SitePlan, workdir: Path, progress: Progress = print,
+                      pillar: dict[str, Any] | None = None) -> Iterator[SaltSite]:
+    """Boot the plan's hosts and install the site on them as its admin would: `ark init` writes
+    the pillar from the site's inventory, `ark deploy` installs Salt over SSH and highstates every
+    host twice in role order. The hosts and the site's mirrors run until the block ends. `pillar`
+    (in the terms of pillar `ark`) is merged over the example site's."""
     started = time.monotonic()
     timings: dict[str, float] = {}
     repo, checksums, wheel = files_repository(workdir / "files")
-    pillar = site_pillar(plan, workdir / "pillar", checksums, wheel)
+    salt_wheels = sorted(SALT_WHEELS.glob("*.whl"))
+    if not salt_wheels:
+        raise RuntimeError(f"no Salt wheels in {SALT_WHEELS}: run tools/setup-host")
+    for salt_wheel in salt_wheels:
+        if not (repo / salt_wheel.name).exists():  # Salt and arc_bridge share some dependencies
+            (repo / salt_wheel.name).symlink_to(salt_wheel)
     # One directory of the machine's as the session directory of the CE and the workers, as a
     # shared file system would be.
     sessiondir = workdir / "sessiondir"
     sessiondir.mkdir()
     machine = plan.lan.host_ip
+    admin = workdir / "admin"
     with contextlib.ExitStack() as stack:
         # The hosts' /proc/sys is read-only: the machine takes the kernel settings kubelet needs.
         stack.enter_context(kubelet_sysctls())
         stack.enter_context(running_lan(plan.lan))
-        hosts: dict[str, Host] = {}
-        for spec in plan.hosts:
+
+        def boot(spec: HostPlan) -> Host:
             binds = [f"{sessiondir}:{SESSIONDIR}"] if spec.shares_sessiondir else []
-            hosts[spec.name] = stack.enter_context(running_host(
+            return stack.enter_context(running_host(
                 spec.name, workdir / spec.name, index=spec.number, lan=plan.lan, binds=binds, progress=progress))
-            install_salt(hosts[spec.name], progress)
+
+        hosts = {spec.name: boot(spec) for spec in plan.hosts}
         timings["hosts_up"] = time.monotonic() - started
         files = [sys.executable, "-m", "http.server", "--bind", machine, "--directory", str(repo), str(FILES_PORT)]
-        with served(files, machine, FILES_PORT, workdir / "files.log"), \
-                served(apt_cacher_ng(workdir, machine), machine, APT_PROXY_PORT, workdir / "acng.log"):
-            results: dict[str, dict[str, tuple[int, Any]]] = {"first": {}, "second": {}}
-            for run in results:
-                for spec in plan.hosts:
-                    progress(f"==> {run} highstate of {spec.name} ({', '.join(spec.roles)})")
-                    t0 = time.monotonic()
-                    results[run][spec.name] = highstate(hosts[spec.name], pillar, timeout=HIGHSTATE_TIMEOUT)
-                    timings[f"{run}_highstate_{spec.name}"] = time.monotonic() - t0
-                    progress(f"==> {run} highstate of {spec.name}: {time.monotonic() - t0:.1f} s")
-                    (workdir / f"{run}-{spec.name}.json").write_text(json.dumps(results[run][spec.name], indent=1))
+        stack.enter_context(served(files, machine, FILES_PORT, workdir / "files.log"))
+        stack.enter_context(served(apt_cacher_ng(workdir, machine), machine, APT_PROXY_PORT, workdir / "acng.log"))
+        inventory = site_inventory(plan, hosts, admin, checksums, wheel, pillar)
+        site = SaltSite(plan, hosts, workdir, inventory, admin / "pillar", admin_ssh_key(), admin / "known_hosts",
+                        boot, timings=timings)
+        site.init(progress)
+        site.deploy(progress)
         timings["setup"] = time.monotonic() - started
         progress(f"==> site timings: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
-        yield SaltSite(plan, hosts, workdir, results["first"], results["second"], timings)
+        yield site
 
 
 def push_image(site: SaltSite, layout: Path, repository: str, account: dict[str, str], workdir: Path) -> None:
@@ -296,12 +364,14 @@ def push_image(site: SaltSite, layout: Path, repository: str, account: dict[str,
 
 
 def push_site_images(site: SaltSite, workdir: Path, progress: Progress = print) -> None:
-    """After highstate: the site admin pushes the pod sandbox image, VO alpha's manager its base image."""
+    """After highstate: the site admin pushes the pod sandbox image, VO alpha's manager its images
+    (each with /etc/ark-image naming it)."""
     accounts = example_pillar()["registry"]
-    progress("==> pushing ark/pause:3.2 (site admin account) and vo-alpha/base:1 (VO alpha's push account) "
-             "into the site registry over TLS")
+    progress("==> pushing ark/pause:3.2 (site admin account), vo-alpha/base:1 and vo-alpha/tools:2 (VO alpha's "
+             "push account) into the site registry over TLS")
     push_image(site, pause_layout(K8S_BIN / "pause"), "ark/pause:3.2", accounts["admin_user"], workdir)
-    push_image(site, vo_base_layout(progress), "vo-alpha/base:1", accounts["push_users"]["alpha"], workdir)
+    for tag in ("base:1", "tools:2"):
+        push_image(site, vo_image_layout(tag, progress), f"vo-alpha/{tag}", accounts["push_users"]["alpha"], workdir)
 
 
 def site_ca(site: SaltSite) -> Path:
@@ -309,21 +379,9 @@ def site_ca(site: SaltSite) -> Path:
     return site.with_role("registry").root / "etc/ark/pki/ca.crt"
 
 
-class SiteArcClient(ArcClient):
-    """The ARC client on this machine, seeing the site's host names (the A-REX endpoint and
-    certificate name) through a private /etc/hosts in its own mount namespace: the machine's
-    stays untouched."""
-
-    hosts_file: Path
-
-    def run(self, *args: str, cwd: Path | None = None, timeout: float = 300) -> str:
-        bound = ("unshare", "--mount", "--propagation=private", "sh", "-c",
-                 f'mount --bind {self.hosts_file} /etc/hosts && exec "$@"', "sh")
-        return super().run(*bound, *args, cwd=cwd, timeout=timeout)
-
-
-def grid_client(site: SaltSite, workdir: Path) -> SiteArcClient:
-    """An ARC client for a grid user of VO alpha (pillar ark:vos:alpha:dns), certified by the site CA."""
+def grid_client(site: SaltSite, workdir: Path, dn: str | None = None) -> ArcClient:
+    """The ARC client for a grid user (default: VO alpha's first member, pillar ark:vos:alpha:dns)
+    with a certificate from the site CA, seeing the CE by its name."""
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o755)
     ca_dir = workdir / "certificates"
@@ -335,17 +393,14 @@ def grid_client(site: SaltSite, workdir: Path) -> SiteArcClient:
     key, csr, cert, ext = (workdir / name for name in ("userkey.pem", "user.csr", "usercert.pem", "ext.cnf"))
     ext.write_text("basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
                    "extendedKeyUsage=clientAuth\n")
-    dn = example_pillar()["vos"]["alpha"]["dns"][0]
+    subject = dn or example_pillar()["vos"]["alpha"]["dns"][0]
     subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-                    "-subj", dn], check=True, capture_output=True)
+                    "-subj", subject], check=True, capture_output=True)
     key.chmod(0o400)
     subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
                     "-CAserial", str(workdir / "ca.srl"), "-CAcreateserial", "-days", "1", "-extfile", str(ext),
                     "-out", str(cert)],
                    check=True, capture_output=True)
     ce = site.plan.with_role("ce").name
-    SiteArcClient.hosts_file = workdir / "hosts"
-    SiteArcClient.hosts_file.write_text(Path("/etc/hosts").read_text() + f"\n{site.plan.address(ce)}\t{ce}\n")
-    arex = types.SimpleNamespace(workdir=workdir, user_cert=cert, user_key=key, ca_dir=ca_dir,
-                                 endpoint=site.plan.arex_endpoint)
-    return SiteArcClient.create(arex)
+    return ArcClient.create(workdir / "client", site.plan.arex_endpoint, GridIdentity(cert, key, ca_dir),
+                            {ce: site.plan.address(ce)})

@@ -36,11 +36,31 @@ ark:
       cert: ""
       key: ""
 
-  # Debian packages. A host with no route to a Debian mirror fetches them through an HTTP proxy
-  # (the site's apt-cacher-ng, say); written to /etc/apt/apt.conf.d/01ark-proxy before any
-  # package is installed. Empty (the default): no proxy, and a file left from one is removed.
+  # Debian packages, for a host with no route to a Debian mirror; both are set up before any
+  # package is installed (salt/ark/apt.sls).
   apt:
+    # Through an HTTP proxy to a mirror (the site's apt-cacher-ng, say), written to
+    # /etc/apt/apt.conf.d/01ark-proxy. Empty (the default): no proxy, and a file left from one is
+    # removed.
     proxy: ""
+    # Or from the site's own package repository: `ark bundle --out DIR` puts every package the
+    # roles install, with all they need, in DIR/debian/ (signed), and prints both values:
+    #   repository:
+    #     url: http://10.213.0.1:8080/ark-files/debian     # <files_repo>/debian
+    #     key: |                                           # DIR/ark-bundle-key.asc
+    #       -----BEGIN PGP PUBLIC KEY BLOCK-----
+    #       ...
+    #       -----END PGP PUBLIC KEY BLOCK-----
+    # It becomes the host's ONLY package source: the key goes to /etc/apt/keyrings/ark-site.asc,
+    # the source to /etc/apt/ark/ark-site.sources, and /etc/apt/apt.conf.d/01ark-sources points
+    # apt there instead of /etc/apt/sources.list and sources.list.d/ (left as they are, unread, so
+    # a host with no route out never fails `apt-get update` on them; they count again once the
+    # setting is removed). A source an admin adds in sources.list.d is ignored too meanwhile. With
+    # a proxy as well, apt fetches the repository through it. Empty url (the default): the host's
+    # own sources.
+    repository:
+      url: ""
+      key: ""
 
   kubernetes:
     # The version to install: a key of salt/ark/versions.yaml or of `checksums` below. The
@@ -120,11 +140,19 @@ ark:
       users:
         arkuser: 20001
       # Images jobs may use, relative to <registry>/vo-alpha/; anything else is refused at submit.
-      images: [base:1]
+      # A job names one with (runtimeenvironment="ENV/CONTAINER" "tools:2"), see bridge:image_rte.
+      images: [base:1, tools:2]
       # Image of a job that names none; must be one of images.
       default_image: base:1
-      # RTEs the VO may request, each with the image it needs (null: the default image).
+      # RTEs the VO may request besides bridge:image_rte, each either
+      # - an image from images: arkd runs a job that asks for the RTE in that image (A-REX gets a
+      #   script of ARK's that sets nothing up), or
+      # - null: one of ARC's own RTEs (/usr/share/arc/rte: ENV/PROXY, ENV/RTE, ENV/LRMS-SCRATCH,
+      #   ...), which the job script runs in the VO's default image; highstate fails naming an
+      #   RTE that ARC does not ship.
       runtime_environments:
+        APPS/ALPHA/TOOLS-2: tools:2
+        # Copies the job's delegated proxy into its session directory; X509_USER_PROXY points to it.
         ENV/PROXY: null
       # ResourceQuota of the namespace: total CPU (cores, or m for millicores) and memory
       # (Ki/Mi/Gi/Ti) of all running jobs; optional pods (count).

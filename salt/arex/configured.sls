@@ -8,6 +8,8 @@
     (e.g. IGTF's). Never /etc/grid-security/certificates by default: the package's postinst
     puts a test CA there, with its private key beside it. #}
 {%- set site_ca = not arex.x509_cert_dir %}
+{#- Where Debian's nordugrid-arc-arex puts ARC's own RTE scripts. #}
+{%- set ARC_RTE_DIR = '/usr/share/arc/rte' %}
 {%- set ca_dir = '/etc/ark/arex/certificates' if site_ca else arex.x509_cert_dir %}
 {#- Each account's VO (ark/map.jinja checked the accounts). #}
 {%- set owner = {} %}
@@ -16,10 +18,19 @@
 {%-     do owner.update({user: vo}) %}
 {%-   endfor %}
 {%- endfor %}
-{%- set rtes = [ark.bridge.image_rte] %}
+{#- Who carries out each RTE a VO may request. arkd, when it picks the job's image from it (the
+    image RTE, or an RTE a VO maps to an image); A-REX, with ARC's own script of that name, when
+    every VO maps it to null (ENV/PROXY, ENV/RTE, ...). #}
+{%- set arkd_rtes = [ark.bridge.image_rte] %}
+{%- set arc_rtes = [] %}
 {%- for vo, spec in ark.vos | dictsort %}
-{%-   for rte in spec.runtime_environments if rte not in rtes %}
-{%-     do rtes.append(rte) %}
+{%-   for rte, image in spec.runtime_environments | dictsort if image is not none and rte not in arkd_rtes %}
+{%-     do arkd_rtes.append(rte) %}
+{%-   endfor %}
+{%- endfor %}
+{%- for vo, spec in ark.vos | dictsort %}
+{%-   for rte in spec.runtime_environments if rte not in arkd_rtes and rte not in arc_rtes %}
+{%-     do arc_rtes.append(rte) %}
 {%-   endfor %}
 {%- endfor %}
 
@@ -147,27 +158,53 @@ ark-arex-dhparams-present:
       - file: ark-arex-controldir-present
       - pkg: ark-arex-packages-installed
 
-{#- The bridge reads a job's RTEs itself (the image RTE names the container image); A-REX
-    only has to accept them, so the scripts set nothing. Enabled the way `arcctl rte enable`
-    does it: a link under controldir/rte/enabled. #}
-{%- for rte in rtes %}
+{#- A-REX pastes each requested RTE's script into the job script as the body of a shell function
+    and calls it at stages 0, 1 and 2, so the script must hold at least one command: a body of
+    comments alone is a syntax error that fails every job asking for the RTE. Enabled the way
+    `arcctl rte enable` does it: a link under controldir/rte/enabled. #}
+{%- for rte in arkd_rtes %}
 
 ark-arex-rte-{{ rte }}-present:
   file.managed:
     - name: {{ arex.runtimedir }}/{{ rte }}
     - user: root
     - group: root
-    - mode: '0755'
+    - mode: '0644'
     - makedirs: True
-    - contents: '# ARK: {{ rte }} is handled by arkd when it builds the pod.'
+    - contents: |
+        # description: ARK: arkd runs the job in the container image this RTE names
+        # ARK's arkd reads the RTE when it builds the job's pod ({{ "the image is the RTE's first option" if rte == ark.bridge.image_rte else "pillar ark:vos:<VO>:runtime_environments maps it to an image" }}).
+        # Inside the job there is nothing left to set up.
+        :
 
 ark-arex-rte-{{ rte }}-enabled:
   file.symlink:
     - name: {{ arex.controldir }}/rte/enabled/{{ rte }}
     - target: {{ arex.runtimedir }}/{{ rte }}
     - makedirs: True
+    - force: True
     - require:
       - file: ark-arex-rte-{{ rte }}-present
+      - file: ark-arex-controldir-present
+{%- endfor %}
+{%- for rte in arc_rtes %}
+
+{#- An RTE that ARC does not ship has no script to run: fail here, naming it, rather than
+    enabling a dangling link that fails each job at submit. #}
+ark-arex-rte-{{ rte }}-shipped-by-arc:
+  file.exists:
+    - name: {{ ARC_RTE_DIR }}/{{ rte }}
+    - require:
+      - pkg: ark-arex-packages-installed
+
+ark-arex-rte-{{ rte }}-enabled:
+  file.symlink:
+    - name: {{ arex.controldir }}/rte/enabled/{{ rte }}
+    - target: {{ ARC_RTE_DIR }}/{{ rte }}
+    - makedirs: True
+    - force: True
+    - require:
+      - file: ark-arex-rte-{{ rte }}-shipped-by-arc
       - file: ark-arex-controldir-present
 {%- endfor %}
 

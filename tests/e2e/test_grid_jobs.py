@@ -1,35 +1,74 @@
-"""Grid jobs from the ARC client, through A-REX and arkd, as pods on Kubernetes, and back."""
+"""Grid jobs from the ARC client on this machine, through the site's A-REX and arkd, as pods on its
+Kubernetes, and back: the all-in-one site as Salt installs it (tests/conftest.py)."""
+
+import subprocess
 
 import pytest
 
-pytestmark = [pytest.mark.cluster, pytest.mark.arex]
+pytestmark = pytest.mark.site
 
 
 def xrsl(**attrs: str) -> str:
     return "&" + "".join(f'({k}={v})' for k, v in attrs.items())
 
 
+def run_to_the_end(arc, tmp_path, **attrs: str):
+    """Submit, wait for Finished, bring the outputs back with arcget: the results directory."""
+    job = arc.submit(xrsl(stdout='"stdout.txt"', **attrs), cwd=tmp_path)
+    assert arc.wait(job, timeout=240) == "Finished"
+    return arc.get(job, tmp_path / "results")
+
+
 def test_a_job_with_an_input_file_returns_its_output_with_arcget(arc, tmp_path):
     (tmp_path / "in.txt").write_text("hello grid\n")
-    job = arc.submit(xrsl(executable='"/bin/sh"', arguments='"-c" "tr a-z A-Z < in.txt > out.txt; id -u"',
-                          inputfiles='("in.txt" "")', outputfiles='("out.txt" "")', stdout='"stdout.txt"',
-                          jobname='"io"'), cwd=tmp_path)
-    assert arc.wait(job, timeout=240) == "Finished"
-    results = arc.get(job, tmp_path / "results")
+    results = run_to_the_end(arc, tmp_path, executable='"/bin/sh"',
+                             arguments='"-c" "tr a-z A-Z < in.txt > out.txt; id -u; cat /etc/ark-image"',
+                             inputfiles='("in.txt" "")', outputfiles='("out.txt" "")', jobname='"io"')
     assert (results / "out.txt").read_text() == "HELLO GRID\n"
-    assert (results / "stdout.txt").read_text().strip() == "20001"
+    # The mapped account's uid, in the VO's default image.
+    assert (results / "stdout.txt").read_text() == "20001\nbase:1\n"
+
+
+def test_a_job_names_its_image_with_the_image_rte(arc, tmp_path):
+    results = run_to_the_end(arc, tmp_path, executable='"/bin/cat"', arguments='"/etc/ark-image"',
+                             runtimeenvironment='"ENV/CONTAINER" "tools:2"', jobname='"image-rte"')
+    assert (results / "stdout.txt").read_text() == "tools:2\n"
+
+
+def test_a_vo_rte_runs_the_job_in_the_image_it_maps_to(arc, tmp_path):
+    results = run_to_the_end(arc, tmp_path, executable='"/bin/cat"', arguments='"/etc/ark-image"',
+                             runtimeenvironment='"APPS/ALPHA/TOOLS-2"', jobname='"vo-rte"')
+    assert (results / "stdout.txt").read_text() == "tools:2\n"
+
+
+def test_an_rte_with_parameters_reaches_the_job_script_intact(arc, tmp_path):
+    """A-REX passes an RTE's options to its script in the job script; ARK's script takes them."""
+    results = run_to_the_end(arc, tmp_path, executable='"/bin/cat"', arguments='"/etc/ark-image"',
+                             runtimeenvironment='"APPS/ALPHA/TOOLS-2" "--verbose" "two words"', jobname='"rte-options"')
+    assert (results / "stdout.txt").read_text() == "tools:2\n"
+
+
+def test_env_proxy_puts_the_delegated_proxy_in_the_session_directory(arc, tmp_path):
+    """ARC's own ENV/PROXY: the job finds its proxy in its session directory through X509_USER_PROXY."""
+    results = run_to_the_end(arc, tmp_path, executable='"/bin/sh"',
+                             arguments='"-c" "test $X509_USER_PROXY = $PWD/user.proxy && cp $X509_USER_PROXY proxy.pem"',
+                             runtimeenvironment='"ENV/PROXY"', outputfiles='("proxy.pem" "")', jobname='"proxy"')
+    subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "compat", "-in",
+                              str(results / "proxy.pem")], capture_output=True, text=True, check=True).stdout
+    # A proxy of the grid user's own certificate: her subject with a proxy's CN appended.
+    assert subject.startswith("subject=/O=Grid/O=ARK Example/CN=Alice/CN="), subject
 
 
 def test_a_job_exiting_3_fails_with_code_3(arc, tmp_path):
     job = arc.submit(xrsl(executable='"/bin/sh"', arguments='"-c" "exit 3"', jobname='"exit3"'), cwd=tmp_path)
-    assert arc.wait(job, timeout=240) == "Failed"
+    assert arc.wait(job, states={"Failed"}, timeout=240) == "Failed"
     assert arc.details(job)["Exit Code"] == "3"
 
 
 def test_a_walltime_overrun_fails_with_a_clear_message(arc, tmp_path):
     job = arc.submit(xrsl(executable='"/bin/sleep"', arguments='"600"', walltime='"PT10S"', jobname='"overrun"'),
                      cwd=tmp_path)
-    assert arc.wait(job, timeout=300) == "Failed"
+    assert arc.wait(job, states={"Failed"}, timeout=300) == "Failed"
     assert arc.details(job)["Job Error"] == "LRMS error: (271) job exceeded its wall time limit of 10 s and was stopped"
 
 
@@ -37,13 +76,13 @@ def test_arckill_ends_a_running_job_as_killed(arc, tmp_path):
     job = arc.submit(xrsl(executable='"/bin/sleep"', arguments='"600"', jobname='"victim"'), cwd=tmp_path)
     arc.wait(job, states={"Running"}, timeout=240)
     arc.kill(job)
-    assert arc.wait(job, timeout=240) == "Killed"
+    assert arc.wait(job, states={"Killed"}, timeout=240) == "Killed"
 
 
 def test_an_image_outside_the_vo_allowlist_is_refused_at_submit(arc, tmp_path):
     job = arc.submit(xrsl(executable='"/bin/true"', runtimeenvironment='"ENV/CONTAINER" "evil/root:1"',
                           jobname='"evil"'), cwd=tmp_path)
-    assert arc.wait(job, timeout=240) == "Failed"
+    assert arc.wait(job, states={"Failed"}, timeout=240) == "Failed"
     assert arc.details(job)["Job Error"] == "Job submission to LRMS failed"
-    log = arc.run("arccat", "-z", str(arc.conffile), "-j", str(arc.joblist), "-l", job)
-    assert "ERROR: image 'evil/root:1' is not allowed for VO alpha (allowed: base:1, missing:1)" in log
+    assert ("ERROR: image 'evil/root:1' is not allowed for VO alpha (allowed: base:1, tools:2, missing:1)"
+            in arc.job_log(job))

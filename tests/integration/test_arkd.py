@@ -1,18 +1,16 @@
-"""arkd against a real Kubernetes: every way a job can end reaches A-REX's control directory.
+"""The site's arkd and Kubernetes: every way a job can end reaches A-REX's control directory.
 
-Each test submits through the stdlib client as a mapped user over arkd's socket, as the LRMS
-scripts do, and reads the result where A-REX reads it.
+Each test submits through the stdlib client as a mapped user over arkd's socket, inside the CE
+host, as the LRMS scripts do, and reads the result where A-REX reads it.
 """
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-pytestmark = pytest.mark.cluster
+pytestmark = pytest.mark.site
 
 OK_SCRIPT = "id -u > whoami; echo result > out.txt; exit 0\n"
 
@@ -25,9 +23,9 @@ def test_a_job_runs_as_its_user_in_its_session_directory_and_reports_success(sit
 
     assert site.wait_done(job) == "0"
     assert (job.session / "out.txt").read_text() == "result\n"
-    assert (job.session / "whoami").read_text().strip() == str(site.users["ark-alice"].pw_uid)
+    assert (job.session / "whoami").read_text().strip() == str(site.uid("ark-alice"))
     diag = site.diag(job)
-    assert diag["nodename"] == site.cluster.node_name
+    assert diag["nodename"] == site.node_name
     assert diag["LRMSExitcode"] == "0"
     assert diag["LRMSStartTime"].endswith("Z") and diag["LRMSEndTime"].endswith("Z")
 
@@ -66,7 +64,7 @@ def test_an_image_that_cannot_be_pulled_fails_after_the_grace_period(site):
     job = site.new_job("ark-alice", "true\n", runtime_0="ENV/CONTAINER", runtime_0_1="missing:1")
     assert site.submit(job).returncode == 0
     done = site.wait_done(job, timeout=90)
-    assert done.startswith(f"-1 image {site.cluster.registry}/vo-alpha/missing:1 could not be pulled")
+    assert done.startswith(f"-1 image {site.registry}/vo-alpha/missing:1 could not be pulled")
 
 
 def test_an_image_outside_the_vo_allowlist_is_refused_and_nothing_is_created(site):
@@ -75,7 +73,7 @@ def test_an_image_outside_the_vo_allowlist_is_refused_and_nothing_is_created(sit
     result = site.submit(job)
     assert result.returncode == 1
     assert result.stdout.strip() == ("image 'docker.io/library/debian:12' is not allowed for VO alpha "
-                                     "(allowed: base:1, missing:1)")
+                                     "(allowed: base:1, tools:2, missing:1)")
     assert site.k8s_jobs() == before
     assert "joboption_jobid" not in job.grami.read_text()
 
@@ -86,13 +84,14 @@ def test_a_hostile_grami_is_refused_with_one_line(site):
     result = site.submit(job)
     assert result.returncode == 1
     assert "unquoted shell character '$'" in result.stdout and result.stdout.count("\n") == 1
-    assert not os.path.exists("/tmp/pwned")
+    assert not site.outside("/tmp/pwned").exists()
 
 
 def test_a_user_cannot_run_a_job_in_another_users_session_directory(site):
     job = site.new_job("ark-alice", "true\n")
-    os.chown(job.grami, site.users["ark-bob"].pw_uid, site.users["ark-bob"].pw_gid)
-    os.chown(job.script, site.users["ark-bob"].pw_uid, site.users["ark-bob"].pw_gid)
+    bob = site.uid("ark-bob")
+    os.chown(job.grami, bob, bob)
+    os.chown(job.script, bob, bob)
     result = site.submit(job, user="ark-bob")
     assert result.returncode == 1
     assert "not a directory owned by uid" in result.stdout
@@ -109,9 +108,9 @@ def test_a_repeated_submit_never_makes_a_second_job(site):
 def test_only_the_owner_may_cancel_and_a_cancelled_job_ends_as_cancelled(site):
     job = site.new_job("ark-alice", "sleep 120\n")
     assert site.submit(job).returncode == 0
-    refused = site.client("ark-bob", "cancel", str(job.grami))
+    refused = site.client("ark-bob", "cancel", site.inside(job.grami))
     assert refused.returncode == 1 and "belongs to another user" in refused.stdout
-    assert site.client("ark-alice", "cancel", str(job.grami)).returncode == 0
+    assert site.client("ark-alice", "cancel", site.inside(job.grami)).returncode == 0
     assert site.wait_done(job, timeout=60) == "271 job was cancelled"
 
 
@@ -128,14 +127,15 @@ def test_a_job_kubernetes_lost_is_reported_lost_not_forgotten(site):
     job = site.new_job("ark-alice", "sleep 60\n")
     assert site.submit(job).returncode == 0
     with site.arkd_down():
-        site.cluster.kubectl("delete", "jobs", "-n", "ark-alpha", site.local_id(job), "--wait=true")
+        site.kubectl("delete", "jobs", "-n", "ark-alpha", site.local_id(job), "--wait=true")
     assert site.wait_done(job, timeout=30).startswith("-1 ")
 
 
 def test_only_arex_may_trigger_a_scan(site):
-    refused = site.client("ark-alice", "scan", str(site.controldir.root), "--period", "0")
+    controldir = site.config["controldir"]
+    refused = site.client("ark-alice", "scan", controldir, "--period", "0")
     assert refused.returncode == 1 and "only A-REX" in refused.stdout
-    assert site.client("root", "scan", str(site.controldir.root), "--period", "0").returncode == 0
+    assert site.client("root", "scan", controldir, "--period", "0").returncode == 0
 
 
 def test_info_reports_the_node_and_running_jobs_to_root_only(site):
@@ -151,20 +151,21 @@ def test_info_reports_the_node_and_running_jobs_to_root_only(site):
             break
         time.sleep(0.5)
     assert state == "R"
-    assert info["nodes"][site.cluster.node_name]["slots"] >= 1
+    assert info["nodes"][site.node_name]["slots"] >= 1
     assert info["queues"]["default"]["running"] >= 1
-    status = subprocess.run([sys.executable, "-m", "arc_bridge.cli", "status", "--socket", site.config["socket"]],
-                            capture_output=True, text=True, check=True).stdout
-    assert f"node {site.cluster.node_name}:" in status
+    status = site.arc_bridge("status", "--socket", site.socket)
+    assert status.returncode == 0, status.stderr
+    status = status.stdout
+    assert f"node {site.node_name}:" in status
     assert f"job {site.local_id(job)}: R queue=default" in status
-    site.client("ark-bob", "cancel", str(job.grami))
+    site.client("ark-bob", "cancel", site.inside(job.grami))
     site.wait_done(job)
 
 
 def test_a_job_cancelled_before_it_reached_kubernetes_is_recorded_only_for_its_owner(site):
     job = site.new_job("ark-alice", "true\n")
-    refused = site.client("ark-bob", "cancel", str(job.grami))
+    refused = site.client("ark-bob", "cancel", site.inside(job.grami))
     assert refused.returncode == 1 and "belongs to another user" in refused.stdout
     assert not site.controldir.is_done(job.grid_id)
-    assert site.client("ark-alice", "cancel", str(job.grami)).returncode == 0
+    assert site.client("ark-alice", "cancel", site.inside(job.grami)).returncode == 0
     assert site.wait_done(job, timeout=10) == "-1 job was cancelled before it reached Kubernetes"

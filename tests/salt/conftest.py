@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from localsite.pki import make_ca
+from ark.pki import make_ca
 
 REPO = Path(__file__).resolve().parents[2]
 SALT_ROOT = REPO / "salt"

@@ -1,24 +1,19 @@
-"""The test host itself: a Debian 12 with systemd as PID 1, Salt inside, testinfra reaching in.
+"""The test host itself: a Debian 12 with systemd as PID 1 and sshd, reached as a site admin
+reaches a machine (SSH, with the host key checked), and looked into with testinfra.
 
-These tests prove the harness the Salt state tests stand on, with a state tree of their own,
-so a failure here means the harness (not a formula) is broken. Each boot prints its timings.
+These tests prove the harness the site tests stand on, so a failure here means the harness (not
+a formula) is broken. Each boot prints its timings.
 """
 
 import contextlib
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from localsite.host import (
-    SALT_VERSION,
-    changed_states,
-    highstate,
-    install_salt,
-    running_host,
-    salt_call,
-)
+from localsite.host import admin_ssh_key, running_host
 
 pytestmark = [
     pytest.mark.host,
@@ -34,9 +29,7 @@ THROWAWAY_HOST_INDEX = 12
 def test_host(tmp_path_factory):
     started = time.monotonic()
     with running_host("ark-test", tmp_path_factory.mktemp("host"), index=HOST_INDEX) as host:
-        booted = time.monotonic()
-        install_salt(host)
-        print(f"boot {booted - started:.1f} s, salt install {time.monotonic() - booted:.1f} s")
+        print(f"boot {time.monotonic() - started:.1f} s")
         yield host
 
 
@@ -47,63 +40,23 @@ def test_systemd_is_pid_1_and_running(test_host):
     assert f"inet {test_host.address}/30" in test_host.run("ip", "-4", "addr", "show", "eth0").stdout
 
 
-def test_salt_is_the_pinned_version(test_host):
-    result = salt_call(test_host, "--version")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[:2] == ["salt-call", SALT_VERSION]
-
-
-def _write_tree(directory: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        (directory / name).parent.mkdir(parents=True, exist_ok=True)
-        (directory / name).write_text(text)
-    return directory
-
-
-def test_highstate_applies_then_changes_nothing(test_host, tmp_path):
-    salt_dir = _write_tree(tmp_path / "salt", {
-        "top.sls": "base:\n  '*':\n    - marker\n",
-        "marker.sls": (
-            "marker file holds the pillar value:\n"
-            "  file.managed:\n"
-            "    - name: /etc/ark-test/marker\n"
-            "    - makedirs: true\n"
-            "    - mode: '0600'\n"
-            "    - contents: {{ pillar['marker'] | yaml_dquote }}\n"
-        ),
-    })
-    pillar_dir = _write_tree(tmp_path / "pillar", {
-        "top.sls": "base:\n  '*':\n    - marker\n",
-        "marker.sls": "marker: from-pillar\n",
-    })
-
-    returncode, result = highstate(test_host, pillar_dir, salt_dir=salt_dir)
-    assert returncode == 0, result
-    assert len(changed_states(result)) == 1
-    assert (test_host.root / "etc/ark-test/marker").read_text().strip() == "from-pillar"
-
-    returncode, result = highstate(test_host, pillar_dir, salt_dir=salt_dir)
-    assert returncode == 0, result
-    assert changed_states(result) == []
-
-
-def test_render_error_fails_the_highstate(test_host, tmp_path):
-    salt_dir = _write_tree(tmp_path / "salt", {
-        "top.sls": "base:\n  '*':\n    - broken\n",
-        "broken.sls": "{{ raise('pillar ark:example: deliberately bad') }}\n",
-    })
-    pillar_dir = _write_tree(tmp_path / "pillar", {"top.sls": "base: {}\n"})
-
-    returncode, result = highstate(test_host, pillar_dir, salt_dir=salt_dir)
-    assert returncode != 0
-    assert isinstance(result, list) and "pillar ark:example: deliberately bad" in "".join(result)
+def test_root_logs_in_over_ssh_with_the_admins_key_and_a_host_key_of_its_own(test_host, tmp_path):
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"{test_host.address} {test_host.ssh_host_key}\n")
+    login = subprocess.run(
+        ["ssh", "-i", str(admin_ssh_key()), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+         "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
+         f"root@{test_host.address}", "hostname"],
+        capture_output=True, text=True, timeout=60)
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.strip() == "ark-test"
 
 
 def test_testinfra_reaches_into_the_host(test_host):
     infra = test_host.testinfra()
     assert infra.service("systemd-journald").is_running
+    assert infra.service("ssh").is_running
     assert infra.socket("unix:///run/systemd/journal/stdout").is_listening
-    assert infra.file("/etc/salt/minion").contains("file_client")
     assert infra.check_output("hostname") == "ark-test"
 
 

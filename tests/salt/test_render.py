@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from arc_bridge.config import parse_config
+from ark.bundle import DEBIAN_PACKAGES
 
 from .conftest import SALT_ROOT, SaltRun
 
@@ -37,6 +39,7 @@ SITES = {
     "ce": (BASE + ("site_ca", "role_ce"), ["ce"]),
     "two-vos": (BASE + ("two_vos",), ALL_ROLES),
     "upstream-release": (BASE + ("upstream_release",), ALL_ROLES),
+    "apt-repository": (BASE + ("apt_repository",), ALL_ROLES),
 }
 # test pillar: the pillar key its message must name
 BAD_PILLARS = {
@@ -52,6 +55,9 @@ BAD_PILLARS = {
     "bad_missing_pull_password": "registry:pull_user:password",
     "bad_missing_admin_password": "registry:admin_user:password",
     "bad_apt_proxy": "apt:proxy",
+    "bad_apt_repository_url": "apt:repository:url",
+    "bad_apt_repository_key": "apt:repository:key",
+    "bad_apt_repository_no_key": "apt:repository:key",
     "bad_hosts_address": "hosts:ark-node-1",
     "bad_pod_cidr_overlap": "kubernetes:pod_cidr",
     "bad_service_cidr": "kubernetes:service_cidr",
@@ -176,9 +182,14 @@ def test_requisites_name_existing_states(runs, site):
     assert not dangling, "\n".join(dangling)
 
 
+def arguments(run: SaltRun, state_id: str) -> dict:
+    """A rendered state's arguments as one dict (Salt keeps them as a list of one-key dicts)."""
+    (module,) = [m for m in run.result[state_id] if not m.startswith("__")]
+    return {k: v for arg in run.result[state_id][module] if isinstance(arg, dict) for k, v in arg.items()}
+
+
 def file_contents(run: SaltRun, state_id: str) -> str:
-    args = run.result[state_id]["file"]
-    return next(arg["contents"] for arg in args if isinstance(arg, dict) and "contents" in arg)
+    return arguments(run, state_id)["contents"]
 
 
 @pytest.mark.parametrize("site", ["all-in-one", "two-vos"])
@@ -237,6 +248,26 @@ def test_vo_objects_carry_quota_limits_and_pull_secret(runs):
         assert by_kind[("ServiceAccount", namespace)]["imagePullSecrets"] == [{"name": "ark-registry-pull"}]
 
 
+def test_rte_scripts_are_valid_job_script_functions(runs):
+    """A-REX pastes an RTE's script into the job script as a function body (submit_common.sh,
+    RTE_to_jobscript), and a body of comments alone is a syntax error in every job that asks
+    for the RTE. RTEs arkd carries out get ARK's script; those every VO maps to null are ARC's."""
+    run = runs[("sls", "two-vos")]
+    if not run.rendered:
+        pytest.skip("the site did not render (see test_site_renders)")
+    rtes = {state_id: arguments(run, state_id) for state_id in run.result if state_id.startswith("ark-arex-rte-")}
+    scripts = {args["name"].removeprefix("/var/spool/arc/runtime/"): args["contents"]
+               for args in rtes.values() if "contents" in args}
+    assert set(scripts) == {"ENV/CONTAINER", "APPS/ALPHA/TOOLS-2"}
+    for name, script in scripts.items():
+        function = f"RTE_function_0 () {{\n{script}}}\nRTE_function_0 1 \"base:1\"\n"
+        checked = subprocess.run(["dash", "-n"], input=function, capture_output=True, text=True)
+        assert checked.returncode == 0, f"{name}: {checked.stderr}"
+    links = {args["name"]: args["target"] for args in rtes.values() if "target" in args}
+    assert links["/var/spool/arc/jobstatus/rte/enabled/ENV/PROXY"] == "/usr/share/arc/rte/ENV/PROXY"
+    assert links["/var/spool/arc/jobstatus/rte/enabled/ENV/CONTAINER"] == "/var/spool/arc/runtime/ENV/CONTAINER"
+
+
 @pytest.mark.parametrize(("pillar", "key"), BAD_PILLARS.items(), ids=list(BAD_PILLARS))
 def test_bad_pillar_fails_naming_the_key(runs, pillar, key):
     assert_stopped(runs[("bad", pillar)], key)
@@ -280,3 +311,74 @@ def test_flags_follow_the_kubernetes_release(runs, site, version):
     for unit in ("kube-controller-manager", "kube-scheduler"):
         assert ("--port=0" in unit_argv(run, unit)) == old, unit
     assert ("--container-runtime=remote" in unit_argv(run, "kubelet")) == old
+
+
+APT_KEYRING = "/etc/apt/keyrings/ark-site.asc"
+APT_SOURCES = "/etc/apt/ark/ark-site.sources"
+APT_SOURCES_CONF = "/etc/apt/apt.conf.d/01ark-sources"
+
+
+def test_apt_repository_is_the_only_package_source(runs, tmp_path):
+    """With ark:apt:repository the host's apt reads the site repository (flat, signed by the
+    pillar's key) and nothing else; checked with apt itself: the URIs an update would fetch."""
+    run = runs[("sls", "apt-repository")]
+    if not run.rendered:
+        pytest.skip("the site did not render (see test_site_renders)")
+    pillar = yaml.safe_load((Path(__file__).parent / "pillar" / "apt_repository.sls").read_text())
+    key = arguments(run, "ark-apt-repository-key")
+    assert (key["name"], key["contents"]) == (APT_KEYRING, pillar["ark"]["apt"]["repository"]["key"])
+    source = arguments(run, "ark-apt-repository-source")
+    assert source["name"] == APT_SOURCES
+    assert arguments(run, "ark-apt-sources-configured")["name"] == APT_SOURCES_CONF
+    conf = tmp_path / "01ark-sources"
+    conf.write_text(file_contents(run, "ark-apt-sources-configured"))
+    settings = subprocess.run(["apt-config", "-c", str(conf), "shell", "LIST", "Dir::Etc::sourcelist",
+                               "PARTS", "Dir::Etc::sourceparts"], capture_output=True, text=True, check=True).stdout
+    assert settings.split() == [f"LIST='{APT_SOURCES}'", "PARTS='/dev/null'"]
+    # The rendered source, read by apt as the conf file makes it read it.
+    sources = tmp_path / "ark-site.sources"
+    sources.write_text(source["contents"])
+    (tmp_path / "lists" / "partial").mkdir(parents=True)
+    uris = subprocess.run(["apt-get", "-o", f"Dir::Etc::sourcelist={sources}", "-o", "Dir::Etc::sourceparts=/dev/null",
+                           "-o", f"Dir::State::lists={tmp_path / 'lists'}/", "--print-uris", "update"],
+                          capture_output=True, text=True, check=True).stdout
+    fetched = {line.split()[0].strip("'") for line in uris.splitlines()}
+    assert fetched and all(uri.startswith("http://10.213.0.1:8080/ark-files/debian/./") for uri in fetched), fetched
+    assert f"Signed-By: {APT_KEYRING}" in source["contents"].splitlines()
+    # A change of sources refreshes the lists at once, and any failed source fails the state.
+    update = arguments(run, "ark-apt-lists-updated")
+    assert "APT::Update::Error-Mode=any" in update["name"]
+    assert {"file": "ark-apt-sources-configured"} in update["onchanges"]
+
+
+def test_without_apt_repository_the_host_keeps_its_sources(runs):
+    run = runs[("sls", "all-in-one")]
+    if not run.rendered:
+        pytest.skip("the site did not render (see test_site_renders)")
+    for state_id, path in (("ark-apt-sources-configured", APT_SOURCES_CONF), ("ark-apt-repository-key", APT_KEYRING),
+                           ("ark-apt-repository-source", "/etc/apt/ark")):
+        assert "absent" in run.result[state_id]["file"], state_id
+        assert arguments(run, state_id)["name"] == path
+
+
+def installed_packages(result: dict) -> set[str]:
+    """The Debian packages the rendered pkg states install."""
+    packages = set()
+    for state_id, body in result.items():
+        if "pkg" in body:
+            args = {k: v for arg in body["pkg"] if isinstance(arg, dict) for k, v in arg.items()}
+            packages |= set(args.get("pkgs") or [args.get("name", state_id)])
+    return packages
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_bundle_holds_every_package_the_states_install(runs, site):
+    """ark bundle puts DEBIAN_PACKAGES (with all they need) in the site's repository, the only
+    package source of a site that uses it: a pkg state naming another package would fail there."""
+    run = runs[("sls", site)]
+    if not run.rendered:
+        pytest.skip("the site did not render (see test_site_renders)")
+    installed = installed_packages(run.result)
+    assert installed <= set(DEBIAN_PACKAGES), installed - set(DEBIAN_PACKAGES)
+    if site == "all-in-one":
+        assert installed == set(DEBIAN_PACKAGES), "a package ark bundle carries that no state installs"

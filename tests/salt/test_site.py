@@ -2,59 +2,41 @@
 
 localsite/saltsite.py boots the hosts on a LAN with no route out (as a site with no internet),
 serves them the site's files repository and an apt proxy, and applies highstate to each host
-twice. Two sites, each checked against the same expectations per role:
-- all-in-one: one host with every role, which makes its own CA;
+twice. Two sites, each checked by `ark check`'s own checks per host and role (ark/check.py holds
+the expectations), run over SSH as the site admin runs them:
+- all-in-one: one host with every role, which makes its own CA (the site the integration and
+  end-to-end tests share, tests/conftest.py);
 - split: every role on hosts of its own (control plane, registry, CE, two workers), sharing the
   site CA from pillar, and the CE and the workers sharing the session directory.
 """
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
 import os
-import ssl
 import sys
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from localsite.host import Host, changed_states
-from localsite.saltsite import SITES, SaltSite, example_pillar, grid_client, push_site_images, running_salt_site, site_ca
+from ark import check, cli
+from ark.inventory import load_inventory
+from ark.saltresult import changed_labels, failure, summarize
+from localsite.host import Host
+from localsite.saltsite import (ALL_IN_ONE, SITES, SPLIT, HostPlan, SaltSite, example_pillar, grid_client, push_site_images,
+                                running_salt_site)
 
 pytestmark = [
     pytest.mark.host,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: boots systemd-nspawn test hosts"),
 ]
 
-SERVICES = {
-    "control-plane": ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"),
-    "worker": ("containerd", "kubelet"),
-    "registry": ("docker-registry", "nginx"),
-    "ce": ("arkd", "arc-arex", "arc-arex-ws"),
-}
-# Root's alone (0600). Every host signs its own certificates, so every host has the CA key.
-SECRET_FILES = {
-    "control-plane": ("/etc/ark/pki/sa.key", "/etc/ark/pki/apiserver.key", "/etc/ark/pki/apiserver-kubelet-client.key",
-                      "/etc/ark/pki/controller-manager.key", "/etc/ark/pki/scheduler.key", "/etc/ark/pki/admin.key",
-                      "/etc/ark/admin.kubeconfig"),
-    "worker": ("/etc/ark/pki/kubelet.key", "/etc/ark/pki/kubelet-serving.key", "/etc/containerd/config.toml"),
-    "registry": ("/etc/ark/pki/registry.key",),
-    "ce": ("/etc/ark/pki/admin.key", "/etc/ark/pki/arkd.key", "/etc/ark/pki/arex.key", "/etc/ark/arex/hostkey.pem",
-           "/etc/ark/admin.kubeconfig", "/etc/ark/arkd.kubeconfig", "/etc/ark/kubernetes/vo-objects.yaml"),
-}
-# Every TCP listener, by process (ss truncates names to 15 characters), with {ip} for the host's
-# address; containerd's CRI streaming server takes a random loopback port. Nothing listens on UDP.
-LISTENERS = {
-    "control-plane": {("etcd", "127.0.0.1:2379"), ("etcd", "127.0.0.1:2380"), ("kube-apiserver", "{ip}:6443"),
-                      ("kube-controller", "127.0.0.1:10257"), ("kube-scheduler", "127.0.0.1:10259")},
-    "worker": {("kubelet", "{ip}:10250"), ("kubelet", "127.0.0.1:10248"), ("containerd", "127.0.0.1:*")},
-    "registry": {("nginx", "{ip}:5000"), ("docker-registry", "127.0.0.1:5001")},
-    "ce": {("arched", "{ip}:8443")},  # A-REX's REST interface, on pillar ark:arex:listen only
-}
+SALT_DIR = Path(__file__).resolve().parents[2] / "salt"
 
 
 def log(message: str) -> None:
@@ -63,9 +45,14 @@ def log(message: str) -> None:
 
 @pytest.fixture(scope="module", params=list(SITES))
 def site(request, tmp_path_factory):
-    """A site after two highstates on each of its hosts."""
+    """A site after two highstates on each of its hosts, with the VO images pushed."""
+    if request.param == ALL_IN_ONE.name:
+        yield request.getfixturevalue("grid_site")
+        return
     plan = SITES[request.param]
-    with running_salt_site(plan, tmp_path_factory.mktemp(plan.name), progress=log) as s:
+    work = tmp_path_factory.mktemp(plan.name)
+    with running_salt_site(plan, work, progress=log) as s:
+        push_site_images(s, work, progress=log)
         yield s
 
 
@@ -73,103 +60,115 @@ def hosts(site: SaltSite) -> list[tuple[str, tuple[str, ...], Host]]:
     return [(plan.name, plan.roles, site.hosts[plan.name]) for plan in site.plan.hosts]
 
 
-def failed_states(result) -> list[str]:
-    if not isinstance(result, dict):
-        return [str(result)]
-    return [f"{key}: {state.get('comment')}" for key, state in result.items() if state.get("result") is not True]
+# --- the site as `ark check` sees it ---------------------------------------------------------
+
+
+@dataclass
+class AdminView:
+    """The site's hosts with their pillar (check.Site), a testinfra host over SSH for each, and
+    the files `ark check` was given."""
+    site: check.Site
+    infras: dict[str, Any]
+    inventory: Path
+    pillar: Path
+    ssh_key: Path
+    known_hosts: Path
+
+    def ca(self) -> str | None:
+        """The site CA as the registry host has it (what ark check verifies the registry with)."""
+        return check.read_ca(self.infras[self.site.with_role("registry").name])
+
+
+@pytest.fixture(scope="module")
+def admin(site) -> AdminView:
+    """The site as its admin sees it with `ark check`: the inventory, the pillar ark init wrote,
+    the SSH key and the host keys ark deploy recorded."""
+    inventory, pillar, ssh_key, known_hosts = site.inventory, site.pillar, site.ssh_key, site.known_hosts
+    inventory_hosts = load_inventory(inventory, SALT_DIR).hosts
+    with check.ssh_hosts(inventory_hosts, known_hosts=known_hosts, ssh_key=ssh_key) as infras:
+        yield AdminView(check.load_site(inventory_hosts, pillar, SALT_DIR), infras, inventory, pillar, ssh_key,
+                        known_hosts)
+
+
+def assert_ok(findings: list[check.Finding], expected: Iterable[tuple[str, str]]) -> None:
+    """A finding for each (host, role) of `expected` and no other, every one ok; on failure the
+    message is ark check's report of them."""
+    assert {(f.host, f.role) for f in findings} == set(expected), check.report(findings)
+    assert all(f.ok for f in findings), check.report([f for f in findings if not f.ok])
+
+
+def by_role(site: SaltSite, *, host: bool = False, only: str | None = None) -> set[tuple[str, str]]:
+    """(host, role) of every host's roles (or of role `only`), with (host, "host") if `host`."""
+    pairs = {(name, role) for name, roles, _ in hosts(site) for role in roles if only in (None, role)}
+    return pairs | ({(name, check.HOST) for name, _, _ in hosts(site)} if host else set())
+
+
+def test_ark_deploy_succeeds_on_every_host(site):
+    assert site.deployed.errors == []
+    assert set(site.first) == set(site.hosts)
 
 
 def test_first_highstate_succeeds(site):
     for name, (returncode, result) in site.first.items():
-        assert failed_states(result) == [], name
+        assert summarize(result).ok, failure(result, returncode)
         assert returncode == 0, name
 
 
 def test_second_highstate_changes_nothing(site):
+    assert set(site.second) == set(site.hosts)
     for name, (returncode, result) in site.second.items():
-        assert failed_states(result) == [], name
+        assert summarize(result).ok, failure(result, returncode)
         assert returncode == 0, name
-        assert changed_states(result) == [], name
+        assert changed_labels(result) == [], name
 
 
-def test_services_of_each_role_enabled_and_running(site):
-    for name, roles, host in hosts(site):
-        infra = host.testinfra()
-        for service in (s for role in roles for s in SERVICES[role]):
-            journal = infra.run(f"journalctl --no-pager -n 40 -u {service}").stdout
-            assert infra.service(service).is_enabled, f"{name}: {service}:\n{journal}"
-            assert infra.service(service).is_running, f"{name}: {service}:\n{journal}"
+def test_services_of_each_role_enabled_and_running(site, admin):
+    findings = [f for h in admin.site.hosts for f in check.check_services(admin.infras[h.name], h)]
+    assert_ok(findings, by_role(site))
 
 
-def test_workers_ready(site):
-    admin = site.with_role("control-plane")
-    kubectl = ["kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig"]
-    for name, roles, _ in hosts(site):
-        if "worker" not in roles:
-            continue
-        deadline = time.monotonic() + 60
-        while True:
-            result = admin.run(*kubectl, "get", "node", name, "-o", "json")
-            conditions = {}
-            if result.returncode == 0:
-                conditions = {c["type"]: c["status"] for c in json.loads(result.stdout)["status"]["conditions"]}
-            if conditions.get("Ready") == "True" or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        assert conditions.get("Ready") == "True", (name, result.stderr, conditions)
+def test_workers_ready(site, admin):
+    assert_ok(check.check_workers_ready(admin.infras, admin.site), by_role(site, only="worker"))
 
 
-def test_keys_and_secrets_are_private(site):
-    for name, roles, host in hosts(site):
-        infra = host.testinfra()
-        for path in ("/etc/ark/pki/ca.key", *(p for role in roles for p in SECRET_FILES[role])):
-            secret = infra.file(path)
-            assert secret.exists, f"{name}: {path}"
-            assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600), f"{name}: {path}"
-        # nginx's workers (www-data) check the registry accounts.
-        if "registry" in roles:
-            accounts = infra.file("/etc/ark/registry/htpasswd")
-            assert (accounts.user, accounts.group, accounts.mode) == ("root", "www-data", 0o640), name
+def test_keys_and_secrets_are_private(site, admin):
+    """Root's alone (0600), every host's CA key too (each signs its own certificates); the
+    registry accounts root:www-data 0640, for nginx's workers."""
+    findings = [f for h in admin.site.hosts for f in check.check_files(admin.infras[h.name], h)]
+    assert_ok(findings, by_role(site, host=True))
 
 
-def test_hosts_share_one_ca(site):
+def test_hosts_share_one_ca(site, admin):
     """Every host has the same CA certificate, so each trusts what the others' certificates say
     (the grid job and the Ready workers prove the trust in use)."""
-    ca = {name: (host.root / "etc/ark/pki/ca.crt").read_text() for name, _, host in hosts(site)}
-    assert len(set(ca.values())) == 1, sorted(ca)
+    cas = {h.name: check.read_ca(admin.infras[h.name]) for h in admin.site.hosts}
+    assert_ok(check.compare_cas(cas), {(name, check.HOST) for name, _, _ in hosts(site)})
+    assert len(set(cas.values())) == 1, sorted(cas)
 
 
-def _registry(site: SaltSite, path: str, account: dict[str, str] | None = None, method: str = "GET") -> int:
+def _registry(admin: AdminView, path: str, account: dict[str, str] | None = None, method: str = "GET") -> int:
     """Status of a request to the registry from outside the site, over TLS verified with the site CA."""
-    context = ssl.create_default_context(cafile=str(site_ca(site)))
-    registry = site.plan.address(site.plan.with_role("registry").name)
-    request = urllib.request.Request(f"https://{registry}:5000{path}", method=method)
-    if account:
-        credentials = f"{account['name']}:{account['password']}".encode()
-        request.add_header("Authorization", "Basic " + base64.b64encode(credentials).decode())
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+    return check.registry_status(check.registry_url(admin.site), admin.ca() or "", path, account, method)[0]
 
 
-def test_registry_refuses_anonymous_pulls(site):
-    pull = example_pillar()["registry"]["pull_user"]
-    assert _registry(site, "/v2/") == 401
-    assert _registry(site, "/v2/vo-alpha/base/manifests/1") == 401
-    assert _registry(site, "/v2/", {"name": pull["name"], "password": "wrong-password"}) == 401
-    assert _registry(site, "/v2/", pull) == 200
+def test_registry_refuses_anonymous_pulls(site, admin):
+    assert_ok(check.check_registry_reads(admin.site, admin.ca()), by_role(site, only="registry"))
+    pull = admin.site.with_role("registry").pillar["registry"]["pull_user"]
+    assert _registry(admin, "/v2/") == 401
+    assert _registry(admin, "/v2/vo-alpha/base/manifests/1") == 401
+    assert _registry(admin, "/v2/", {"name": pull["name"], "password": "wrong-password"}) == 401
+    assert _registry(admin, "/v2/", pull) == 200
 
 
-def test_registry_accounts_push_only_where_they_may(site):
+def test_registry_accounts_push_only_where_they_may(site, admin):
     """docker-registry lets any account push anywhere; the proxy in front lets a VO's manager
     push under vo-<VO>/ only, the site admin anywhere, and the pull account nowhere."""
-    accounts = example_pillar()["registry"]
-    alpha, admin, pull = accounts["push_users"]["alpha"], accounts["admin_user"], accounts["pull_user"]
+    assert_ok(check.check_registry_writes(admin.site, admin.ca()), by_role(site, only="registry"))
+    accounts = admin.site.with_role("registry").pillar["registry"]
+    alpha, site_admin, pull = accounts["push_users"]["alpha"], accounts["admin_user"], accounts["pull_user"]
 
     def upload(repository: str, account: dict[str, str]) -> int:
-        return _registry(site, f"/v2/{repository}/blobs/uploads/", account, method="POST")
+        return _registry(admin, f"/v2/{repository}/blobs/uploads/", account, method="POST")
 
     assert upload("vo-alpha/base", alpha) == 202
     assert upload("vo-alpha/base", {"name": alpha["name"], "password": "wrong-password"}) == 401
@@ -178,88 +177,46 @@ def test_registry_accounts_push_only_where_they_may(site):
     assert upload("ark/pause", alpha) == 403
     assert upload("vo-alpha/base", pull) == 403
     assert upload("vo-alpha/base", {"name": "intruder", "password": "x"}) == 403
-    assert upload("ark/pause", admin) == 202
-    assert _registry(site, "/v2/vo-beta/base/manifests/1", alpha, method="DELETE") == 403
+    assert upload("ark/pause", site_admin) == 202
+    assert _registry(admin, "/v2/vo-beta/base/manifests/1", alpha, method="DELETE") == 403
     # Paths that could name one repository to the proxy and another to the registry.
     assert upload("vo-alpha/../vo-beta/base", alpha) == 400
     assert upload("vo-alpha/%2e%2e/vo-beta/base", alpha) == 400
     assert upload("vo-alpha//base", alpha) == 400
 
 
-def _listeners(infra, protocol: str) -> set[tuple[str, str]]:
-    found = set()
-    for line in infra.check_output(f"ss -l{protocol}npH").splitlines():
-        fields = line.split()
-        local, users = fields[3], fields[-1]
-        process = users.split('"')[1] if '"' in users else users
-        if process == "containerd" and local.startswith("127.0.0.1:"):
-            local = "127.0.0.1:*"
-        found.add((process, local))
-    return found
+def test_only_the_roles_ports_listen(site, admin):
+    """Exactly the roles' TCP listeners on their addresses, and sshd, on each host; nothing on UDP."""
+    findings = [f for h in admin.site.hosts for f in check.check_ports(admin.infras[h.name], h)]
+    assert_ok(findings, by_role(site, host=True))
 
 
-def test_only_the_roles_ports_listen(site):
-    for name, roles, host in hosts(site):
-        infra = host.testinfra()
-        expected = {(process, local.format(ip=host.address)) for role in roles for process, local in LISTENERS[role]}
-        assert _listeners(infra, "t") == expected, name
-        assert _listeners(infra, "u") == set(), name
-
-
-@pytest.fixture(scope="module")
-def site_images(site, tmp_path_factory):
-    """The site, with the pod sandbox image and the VO's base image pushed by the VO manager."""
-    push_site_images(site, tmp_path_factory.mktemp("images"), progress=log)
-    return site
-
-
-def test_job_runs_as_a_pod(site_images):
+def test_job_runs_as_a_pod(site, admin):
     """A Job as arkd makes it (arkd's own credentials, the VO's namespace, image and uid) runs to
     Complete on a worker with images pulled from the site registry, and its log comes back
     through the API."""
-    ce = site_images.with_role("ce")
-    registry = site_images.plan.address(site_images.plan.with_role("registry").name)
-    job = {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "site-proof", "namespace": "ark-alpha"},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {"spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "securityContext": {"runAsUser": 20001, "runAsGroup": 20001, "runAsNonRoot": True,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{
-                    "name": "payload", "image": f"{registry}:5000/vo-alpha/base:1",
-                    "command": ["/bin/sh", "-c", "echo hello from $(id -u) on the site"],
-                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                    "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
-                }],
-            }},
-        },
-    }
-    created = ce.run("kubectl", "--kubeconfig=/etc/ark/arkd.kubeconfig", "create", "-f", "-", input=json.dumps(job))
-    assert created.returncode == 0, created.stderr
-    admin = ["kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig", "-n", "ark-alpha"]
-    started = time.monotonic()
-    waited = ce.run(*admin, "wait", "--for=condition=complete", "--timeout=120s", "job/site-proof", timeout=150)
-    elapsed = time.monotonic() - started
-    pods = ce.run(*admin, "get", "pods", "-o", "wide").stdout
-    events = ce.run(*admin, "get", "events").stdout
-    assert waited.returncode == 0, f"{waited.stderr}\n{pods}\n{events}"
-    log(f"job create -> Complete: {elapsed:.1f} s")
-    logs = ce.run(*admin, "logs", "job/site-proof")
-    assert logs.stdout.strip() == "hello from 20001 on the site", logs.stderr
+    findings = check.check_job(admin.infras, admin.site, admin.ca())
+    assert_ok(findings, {(site.plan.with_role("ce").name, "ce")})
+    log(findings[0].detail)
 
 
-def test_each_worker_gives_pods_addresses_from_its_own_range(site_images):
+def test_ark_check_finds_nothing_wrong(admin, capsys):
+    """The site admin's own command, on the inventory and pillar of the site: every check ok."""
+    returncode = cli.main(["check", str(admin.inventory), "--pillar", str(admin.pillar), "--ssh-key",
+                           str(admin.ssh_key), "--known-hosts", str(admin.known_hosts)])
+    out, err = capsys.readouterr()
+    log(out)
+    assert returncode == 0, out + err
+
+
+def test_each_worker_gives_pods_addresses_from_its_own_range(site):
     """Pods get addresses from their node's pod_cidr (pillar ark:kubernetes:pod_cidr per worker),
     so no two workers hand out the same address."""
-    admin = site_images.with_role("control-plane")
+    admin = site.with_role("control-plane")
     kubectl = ["kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig", "-n", "ark-alpha"]
-    registry = site_images.plan.address(site_images.plan.with_role("registry").name)
+    registry = site.plan.address(site.plan.with_role("registry").name)
     default_range = example_pillar()["kubernetes"]["pod_cidr"]
-    workers = [plan for plan in site_images.plan.hosts if "worker" in plan.roles]
+    workers = [plan for plan in site.plan.hosts if "worker" in plan.roles]
     for plan in workers:
         pod = {
             "apiVersion": "v1", "kind": "Pod",
@@ -282,12 +239,12 @@ def test_each_worker_gives_pods_addresses_from_its_own_range(site_images):
         admin.run(*kubectl, "delete", "pod", name, "--wait=false")
 
 
-def test_grid_job_from_the_arc_client(site_images, tmp_path):
+def test_grid_job_from_the_arc_client(site, tmp_path):
     """The issue's end-to-end proof: arcsub from outside the site, over TLS to A-REX (host
     certificate from the site PKI), mapped by the VO's authgroup to its account, run by arkd as a
     pod on the worker, and its output back with arcget."""
     tmp_path.chmod(0o755)
-    client = grid_client(site_images, tmp_path / "client")
+    client = grid_client(site, tmp_path / "client")
     started = time.monotonic()
     job = client.submit('&(executable="/bin/sh")(arguments="-c" "echo hello grid; id -u")'
                         '(stdout="stdout.txt")(jobname="site")', cwd=tmp_path)
@@ -295,3 +252,43 @@ def test_grid_job_from_the_arc_client(site_images, tmp_path):
     log(f"grid job arcsub -> Finished: {time.monotonic() - started:.1f} s")
     results = client.get(job, tmp_path / "results")
     assert (results / "stdout.txt").read_text() == "hello grid\n20001\n"
+
+
+# A worker the split site's admin adds later: the next host number and pod range of the plan's.
+NEW_WORKER = HostPlan("ark-wn3", 36, ("worker",), pod_cidr="10.214.3.0/24", shares_sessiondir=True)
+
+
+def test_adding_a_worker_changes_only_it_and_leaves_running_jobs_alone(site, tmp_path):
+    """The admin adds a host to the inventory and runs ark init and ark deploy again: the other
+    hosts only learn its address, the new worker joins Ready, and a grid job that was running all
+    along finishes as if nothing happened."""
+    if site.plan.name != SPLIT.name:
+        pytest.skip("a worker is added to the split site, whose hosts share the session directory")
+    tmp_path.chmod(0o755)
+    client = grid_client(site, tmp_path / "client")
+    # Runs until the test lets it go: it must live through the whole deploy.
+    job = client.submit('&(executable="/bin/sh")'
+                        '(arguments="-c" "while [ ! -e release ]; do sleep 1; done; echo survived > out.txt")'
+                        '(outputfiles=("out.txt" ""))(jobname="through-a-deploy")', cwd=tmp_path)
+    client.wait(job, states={"Running"}, timeout=240)
+
+    started = time.monotonic()
+    deployed = site.add_worker(NEW_WORKER, progress=log)
+    log(f"worker added (ark init + ark deploy): {time.monotonic() - started:.1f} s")
+    assert deployed.errors == []
+    address = site.plan.address(NEW_WORKER.name)
+    for name, (_, result) in deployed.first.items():
+        changed = changed_labels(result)
+        if name == NEW_WORKER.name:
+            assert changed
+        else:
+            assert all(label.startswith(f"ark-hosts-{address}-present ") for label in changed), (name, changed)
+    admin = site.with_role("control-plane")
+    ready = admin.run("kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig", "wait", "--for=condition=Ready",
+                      "--timeout=90s", f"node/{NEW_WORKER.name}", timeout=120)
+    assert ready.returncode == 0, ready.stderr
+
+    grid_id = job.rstrip("/").rsplit("/", 1)[-1]
+    (site.workdir / "sessiondir" / grid_id / "release").touch()
+    assert client.wait(job, timeout=240) == "Finished"
+    assert (client.get(job, tmp_path / "results") / "out.txt").read_text() == "survived\n"

@@ -2,4 +2,4 @@
 ark:
   vos:
     alpha:
-      default_image: tools:2
+      default_image: other:3

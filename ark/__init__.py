@@ -1,0 +1,1 @@
+"""ARK's site tooling: the site admin's `ark` command (ark.cli)."""
