@@ -79,7 +79,8 @@ def _apt_options(cache: Path) -> list[str]:
         "-o", f"Dir::Cache::archives={archives}/",
         # apt's binary caches of the lists, ark's own (they hold our empty status): a warm run
         # resolves in a second instead of parsing every list again.
-        "-o", f"Dir::Cache::pkgcache={cache / 'pkgcache.bin'}", "-o", f"Dir::Cache::srcpkgcache={cache / 'srcpkgcache.bin'}",
+        "-o", f"Dir::Cache::pkgcache={cache / 'pkgcache.bin'}",
+        "-o", f"Dir::Cache::srcpkgcache={cache / 'srcpkgcache.bin'}",
         "-o", "APT::Install-Recommends=true", "-o", "APT::Install-Suggests=false",
     ]
 
@@ -100,7 +101,7 @@ def apt_fingerprint(packages: Sequence[str]) -> str:
 def resolve(packages: Sequence[str], cache: Path) -> list[Deb]:
     """Every package apt would install for `packages` on an empty machine."""
     argv = ["apt-get", "-s", *_apt_options(cache), "install", *packages]
-    result = subprocess.run(argv, capture_output=True, text=True, env=_apt_env())
+    result = subprocess.run(argv, check=False, capture_output=True, text=True, env=_apt_env())
     if result.returncode != 0:
         tail = " / ".join(result.stderr.strip().splitlines()[-4:])
         raise ArkError(f"apt cannot resolve the role packages from the machine's apt sources: {tail} "
@@ -190,7 +191,7 @@ def signing_key(home: Path, progress: Progress) -> Iterator[SigningKey]:
         public = _gpg(home, "--armor", "--export", fingerprint).stdout
         yield SigningKey(home, fingerprint, public)
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
 
 
 def _fingerprint(home: Path) -> str | None:
@@ -202,7 +203,7 @@ def _fingerprint(home: Path) -> str | None:
 
 def _gpg(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     argv = ["gpg", "--homedir", str(home), "--batch", "--yes", "--quiet", "--pinentry-mode", "loopback", *args]
-    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(argv, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0 and "--list-secret-keys" not in args:
         raise ArkError(f"gpg {' '.join(args[:2])} failed: {' / '.join(result.stderr.strip().splitlines()[-3:])}")
     return result
@@ -252,7 +253,7 @@ def build_repository(debs: Sequence[Deb], archives: Path, repo: Path, key: Signi
 
 
 def _ftparchive(cwd: Path, *args: str) -> str:
-    result = subprocess.run(["apt-ftparchive", "-q", *args], cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run(["apt-ftparchive", "-q", *args], check=False, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         raise ArkError(f"apt-ftparchive {args[-2]} failed: {' / '.join(result.stderr.strip().splitlines()[-3:])}")
     return result.stdout

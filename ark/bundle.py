@@ -15,10 +15,22 @@ every file in it is checked by sha256 (SHA256SUMS at its root, signed by the bun
   pillar.yaml                the pillar `ark` keys that make a site use this bundle
   SHA256SUMS, SHA256SUMS.asc
 
+Where each part comes from: the Kubernetes and pause binaries and Salt's wheels from what
+tools/setup-host builds (options name other places); arc-bridge's wheel built from the source
+tree with Debian's /usr/bin/python3 (the hosts' interpreter), reproducibly (SOURCE_DATE_EPOCH),
+its dependencies with the machine's pip configuration; the images by ark/images.py (or given as
+OCI layouts); the Debian packages by ark/aptrepo.py from the machine's own apt sources.
+
+The Kubernetes checksums go into pillar.yaml and the output, for ark:kubernetes:checksums: builds
+from Debian's source are not bit-reproducible, so salt/ark/versions.yaml cannot pin them and each
+bundle's own must be given. The signing key (gpg, --key-home) is made once and kept outside DIR;
+hosts trust its public part through pillar ark:apt:repository:key.
+
 A second run into the same DIR reuses what is there: files are linked or copied only when their
-source changed, downloads go to a cache (--cache) and only what it lacks is fetched, indexes and
-signatures are remade only when what they cover changed, and sha256 sums are kept per file
-(size, mtime, inode) in DIR/.ark-bundle-state.json.
+source changed, downloads go to a cache (--cache) and only what it lacks is fetched, apt's answer
+is reused while the machine's apt configuration and lists are unchanged, the arc-bridge wheel
+while its source is, indexes and signatures are remade only when what they cover changed, and
+sha256 sums are kept per file (size, mtime, inode) in DIR/.ark-bundle-state.json.
 """
 
 from __future__ import annotations
@@ -175,7 +187,7 @@ class Bundle:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """One ark bundle at a time per DIR (and per cache)."""
+        """One ark bundle at a time per DIR and per cache: a second one waits for the first."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.cache.mkdir(parents=True, exist_ok=True)
         with (self.out / ".ark-bundle.lock").open("w") as lock, (self.cache / ".lock").open("w") as cache_lock:
@@ -183,7 +195,8 @@ class Bundle:
                 try:
                     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    raise ArkError(f"another ark bundle is using {what}") from None
+                    self.step(f"waiting for another ark bundle using {what}")
+                    fcntl.flock(f, fcntl.LOCK_EX)
             yield
 
     def load_state(self) -> None:
@@ -224,9 +237,10 @@ class Bundle:
                 raise ArkError(f"--kubernetes-bin {source}: no {name} (tools/setup-host builds them there)")
             place(source / name, target / name)
             checksums[name] = self.sha256(target / name)
-        for stale in (self.out / "kubernetes").glob("*"):
-            if stale.name != version:
-                shutil.rmtree(stale)
+        # Other versions stay (hosts not yet upgraded still fetch theirs); remove them by hand.
+        others = sorted(p.name for p in (self.out / "kubernetes").iterdir() if p.name != version)
+        if others:
+            self.step(f"    also in the bundle, left as they are: Kubernetes {', '.join(others)}")
         return checksums
 
     # --- wheels --------------------------------------------------------------------------------
@@ -318,7 +332,7 @@ class Bundle:
         with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
             offline = [pip, "wheel", "--quiet", "--no-index", "--find-links", str(self.out), "-w", tmp,
                        str(self.out / bridge)]
-            if subprocess.run(offline, capture_output=True, text=True).returncode != 0:
+            if subprocess.run(offline, check=False, capture_output=True, text=True).returncode != 0:
                 fetched = self.cache / "bridge-wheels"
                 self.step(f"    fetching arc-bridge's dependencies into {fetched}")
                 _run([pip, "wheel", "--quiet", "-w", str(fetched), str(self.out / bridge)], "pip wheel (dependencies)")
@@ -481,7 +495,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
 
 def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env)
+        result = subprocess.run(argv, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env)
     except FileNotFoundError:
         raise ArkError(f"{what}: {argv[0]} not found") from None
     if result.returncode != 0:

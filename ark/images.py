@@ -39,7 +39,7 @@ Progress = Callable[[str], None]
 def debian_mirror(suite: str = SUITE) -> str:
     """The machine's own Debian mirror for `suite`, as its apt sources name it (either format)."""
     result = subprocess.run(["apt-get", "indextargets", "--format", "$(REPO_URI) $(RELEASE) $(TARGET_OF)"],
-                            capture_output=True, text=True)
+                            check=False, capture_output=True, text=True)
     for line in result.stdout.splitlines():
         uri, release, kind = (line.split() + ["", "", ""])[:3]
         if release == suite and kind == "deb":
@@ -136,7 +136,7 @@ def _cached_layout(cache: Path, name: str, key: str, fill: Callable[[Path], None
 
 def _run(argv: list[str]) -> None:
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        result = subprocess.run(argv, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise ArkError(f"{argv[0]} is not installed (Debian package {argv[0]})") from None
     if result.returncode != 0:

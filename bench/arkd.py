@@ -39,7 +39,6 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from unittest import mock
 
 import yaml
 
@@ -48,7 +47,6 @@ from arc_bridge.grami import parse_grami, quote
 from arc_bridge.job import job_from_grami
 from arc_bridge.translate import LABEL_QUEUE, Caller, build_job
 from localsite.cehost import KUBECTL, CeHost, GridJob
-from localsite import saltsite
 from localsite.saltsite import ROLES, HostPlan, Lan, SitePlan, push_site_images, running_salt_site
 
 USER, UID = "ark-bench", 20021
@@ -231,23 +229,6 @@ class Bench:
         return [(ended[g] - seen[g]).total_seconds() for g in grid_ids if g in ended]
 
 
-def dependency_wheels_only(workdir: Path) -> Path:
-    """The shared cache of arc_bridge's dependency wheels without any arc_bridge wheel in it.
-
-    saltsite.files_repository links every wheel of /var/cache/ark/bridge-wheels into the site's
-    files repository before it builds the tree's arc_bridge wheel there; an arc_bridge wheel left
-    in that cache (the older bridge_wheels() put it there, and runs of it may still be about)
-    becomes a symlink that the build writes through, so runs side by side overwrite each other's
-    wheel and highstate fails its checksum. This run links only the dependencies.
-    """
-    own = workdir / "dependency-wheels"
-    own.mkdir()
-    for wheel in saltsite.dependency_wheels().glob("*.whl"):
-        if not wheel.name.startswith("arc_bridge-"):
-            (own / wheel.name).symlink_to(wheel)
-    return own
-
-
 def arc_conf_option(text: str, block: str, key: str) -> str:
     current = None
     for line in text.splitlines():
@@ -272,9 +253,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ark-bench-", dir="/tmp"))
     work.chmod(0o755)
     log(f"==> site {PLAN.name} in {work}")
-    wheels = dependency_wheels_only(work)
-    with mock.patch.object(saltsite, "dependency_wheels", lambda: wheels), \
-            running_salt_site(PLAN, work, progress=log, pillar=PILLAR) as site:
+    with running_salt_site(PLAN, work, progress=log, pillar=PILLAR) as site:
         if not site.deployed.ok:
             sys.exit("ark deploy failed:\n" + "\n".join(site.deployed.errors))
         push_site_images(site, work, progress=log)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localsite.images import SUITE, debian_mirror
+from ark.images import SUITE, debian_mirror
 from localsite.netns import Lan, Netns
 from localsite.processes import stop
 

@@ -8,10 +8,9 @@ gives the CE and the workers one session directory, as a shared file system woul
 
 What a site has around it, this module provides on the machine's side of the LAN (10.213.L.1),
 and stops by PID afterwards:
-- a files repository (python's http.server): the Kubernetes binaries built from Debian's source
-  (/var/cache/ark/kubernetes-*/bin) under kubernetes/<version>/, Salt's wheels, and the arc_bridge
-  wheel with its dependencies' wheels and its .sha256;
-- an apt proxy (Debian's apt-cacher-ng), named to the hosts through pillar ark:apt:proxy;
+- the site's bundle (`ark bundle`: Kubernetes binaries, wheels, images, a signed Debian
+  repository) served by python's http.server as its files repository, the hosts' only source of
+  packages;
 - the site's inventory (the example site's pillar/site.sls with this site's settings over it, and
   its hosts), from which `ark init` writes the pillar and the site CA.
 """
@@ -19,13 +18,11 @@ and stops by PID afterwards:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -39,26 +36,20 @@ from ark.inventory import load_inventory, merge
 
 from .arcclient import ArcClient, GridIdentity
 from .host import Host, admin_ssh_key, kubelet_sysctls, running_host
-from .images import LAYOUT_TAG, debian_mirror, pause_layout, vo_image_layout
+from .images import LAYOUT_TAG, vo_image_layout
 from .netns import Lan
 from .processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
 SALT_DIR = REPO / "salt"
-# What tools/setup-host builds from Debian's source package.
-K8S_BIN = Path("/var/cache/ark/kubernetes-1.20.5+really1.20.2/bin")
+# The machine's bundle of this checkout (`ark bundle`; a second run takes about a second), which
+# each site gets a hard-linked copy of as its files repository, its only source of packages.
+BUNDLE = Path("/var/cache/ark/site-bundle")
 FILES_PORT = 8021
-APT_PROXY_PORT = 3142
-K8S_VERSION = "1.20.2"
-K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl")
-WHEEL_CACHE = Path("/var/cache/ark/bridge-wheels")
 # Salt wraps apt-get in `systemd-run --scope`, which fails in a test host: its cgroup namespace is
 # rooted above the cgroup bound over its /sys/fs/cgroup, so systemd cannot find the caller's unit
 # ("Unknown object '/org/freedesktop/systemd1/unit/self'"). Real hosts need no such setting.
 TEST_HOST_MINION = {"systemd.scope": False}
-# Salt's wheels for Debian's python3, built by tools/setup-host (the version salt/ark/versions.yaml pins).
-SALT_WHEELS = Path("/var/cache/ark/salt-wheels")
-ACNG_CACHE = Path("/var/cache/ark/apt-cacher-ng")
 ROLES = ("control-plane", "worker", "registry", "ce")
 
 Progress = Callable[[str], None]
@@ -179,40 +170,24 @@ class SaltSite:
             raise RuntimeError(f"ark {args[0]} failed (exit {result.returncode}): {result.stderr.strip()}")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def site_bundle(progress: Progress = print) -> Path:
+    """`ark bundle` of this checkout into BUNDLE, as a site admin builds one."""
+    command = [sys.executable, "-m", "ark", "bundle", "--out", str(BUNDLE)]
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
+        assert run.stdout
+        output = [line.rstrip("\n") for line in run.stdout]
+    for line in output:
+        if line.startswith("==>"):
+            progress(f"   {line}")
+    if run.returncode != 0:
+        raise RuntimeError(f"ark bundle failed (exit {run.returncode}):\n" + "\n".join(output[-20:]))
+    return BUNDLE
 
 
-def dependency_wheels() -> Path:
-    """Wheels of arc_bridge's dependencies, built once per machine."""
-    if not any(WHEEL_CACHE.glob("kubernetes-*.whl")):
-        WHEEL_CACHE.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=WHEEL_CACHE.parent, ignore_cleanup_errors=True) as building:
-            subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", building, str(REPO)], check=True)
-            for wheel in Path(building).glob("arc_bridge-*.whl"):
-                wheel.unlink()
-            with contextlib.suppress(OSError):  # a concurrent run got there first
-                Path(building).rename(WHEEL_CACHE)
-    return WHEEL_CACHE
-
-
-def files_repository(directory: Path) -> tuple[Path, dict[str, str], str]:
-    """The site mirror's tree: (root, sha256 per Kubernetes binary, arc_bridge wheel name). The
-    arc_bridge wheel of the current tree is built into it, so runs side by side never share one."""
-    kube = directory / "kubernetes" / K8S_VERSION
-    kube.mkdir(parents=True)
-    checksums = {}
-    for name in K8S_BINARIES:
-        (kube / name).symlink_to(K8S_BIN / name)
-        checksums[name] = _sha256(K8S_BIN / name)
-    for wheel in dependency_wheels().glob("*.whl"):
-        if not wheel.name.startswith("arc_bridge-"):  # left in the cache by earlier versions of this code
-            (directory / wheel.name).symlink_to(wheel)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(directory), str(REPO)],
-                   check=True)
-    (bridge,) = [w.name for w in directory.glob("arc_bridge-*.whl")]
-    (directory / f"{bridge}.sha256").write_text(f"{_sha256(directory / bridge)}  {bridge}\n")
-    return directory, checksums, bridge
+def copy_bundle(directory: Path, progress: Progress = print) -> Path:
+    """This site's own copy of the bundle (hard links): a later rebuild does not change it."""
+    subprocess.run(["cp", "-al", str(site_bundle(progress)), str(directory)], check=True)
+    return directory
 
 
 def _wait_for_port(address: str, port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
@@ -238,36 +213,22 @@ def served(argv: list[str], address: str, port: int, log: Path) -> Iterator[subp
         stop(process)
 
 
-def apt_cacher_ng(workdir: Path, address: str) -> list[str]:
-    """Debian's apt-cacher-ng listening only on `address`, fetching from this machine's mirror."""
-    ACNG_CACHE.mkdir(parents=True, exist_ok=True)
-    (workdir / "acng-log").mkdir()
-    config = workdir / "acng-conf"
-    shutil.copytree("/etc/apt-cacher-ng", config)
-    # The package leaves the Debian backend empty (its debconf question); without it every
-    # request for /debian is answered 503.
-    (config / "backends_debian").write_text(debian_mirror().rstrip("/") + "/\n")
-    return [
-        "/usr/sbin/apt-cacher-ng", "-c", str(config),
-        "ForeGround=1", f"BindAddress={address}", f"Port={APT_PROXY_PORT}",
-        f"CacheDir={ACNG_CACHE}", f"LogDir={workdir / 'acng-log'}",
-        f"SocketPath={workdir / 'acng.socket'}", f"PidFile={workdir / 'acng.pid'}",
-    ]
-
-
-def site_inventory(plan: SitePlan, hosts: dict[str, Host], directory: Path, checksums: dict[str, str],
-                   wheel: str, extra: dict[str, Any] | None = None) -> Path:
+def site_inventory(plan: SitePlan, hosts: dict[str, Host], directory: Path, bundle: Path,
+                   extra: dict[str, Any] | None = None) -> Path:
     """The site's inventory, as its admin would write it for `ark init`: the example site's pillar
-    (pillar/site.sls), this site's settings over it (its mirrors, Kubernetes build, the CE's
-    name, then `extra`, in the terms of pillar `ark`), and each host with its address, roles and
-    SSH host key."""
+    (pillar/site.sls), this site's settings over it (the bundle as its files repository and only
+    package source, a nested kubelet's settings, the CE's name, then `extra`, in the terms of
+    pillar `ark`), and each host with its address, roles and SSH host key."""
     machine = plan.lan.host_ip
     ce = plan.with_role("ce").name
+    files_repo = f"http://{machine}:{FILES_PORT}"
+    made_for_bundle = yaml.safe_load((bundle / "pillar.yaml").read_text())["ark"]
     settings: dict[str, Any] = {
-        "files_repo": f"http://{machine}:{FILES_PORT}",
-        "apt": {"proxy": f"http://{machine}:{APT_PROXY_PORT}"},
+        "files_repo": files_repo,
+        "apt": {"proxy": "", "repository": {"url": f"{files_repo}/debian",
+                                             "key": made_for_bundle["apt"]["repository"]["key"]}},
         "kubernetes": {
-            "checksums": {K8S_VERSION: checksums},
+            "checksums": made_for_bundle["kubernetes"]["checksums"],
             # A nested kubelet on a shared machine: report status every second, and do not let
             # the machine's disk or memory use (not this site's) evict or taint anything.
             "kubelet_config": {
@@ -276,7 +237,7 @@ def site_inventory(plan: SitePlan, hosts: dict[str, Host], directory: Path, chec
             },
         },
         "arex": {"hostname": ce, "listen": plan.address(ce), "infoprovider_period": 10},
-        "bridge": {"wheel": wheel},
+        "bridge": {"wheel": made_for_bundle["bridge"]["wheel"]},
     }
     inventory = {
         "site": {"pillar": str(REPO / "pillar" / "site.sls"), "settings": merge(settings, extra or {})},
@@ -312,13 +273,8 @@ def running_salt_site(plan: SitePlan, workdir: Path, progress: Progress = print,
     (in the terms of pillar `ark`) is merged over the example site's."""
     started = time.monotonic()
     timings: dict[str, float] = {}
-    repo, checksums, wheel = files_repository(workdir / "files")
-    salt_wheels = sorted(SALT_WHEELS.glob("*.whl"))
-    if not salt_wheels:
-        raise RuntimeError(f"no Salt wheels in {SALT_WHEELS}: run tools/setup-host")
-    for salt_wheel in salt_wheels:
-        if not (repo / salt_wheel.name).exists():  # Salt and arc_bridge share some dependencies
-            (repo / salt_wheel.name).symlink_to(salt_wheel)
+    repo = copy_bundle(workdir / "files", progress)
+    timings["bundle"] = time.monotonic() - started
     # One directory of the machine's as the session directory of the CE and the workers, as a
     # shared file system would be.
     sessiondir = workdir / "sessiondir"
@@ -339,8 +295,7 @@ def running_salt_site(plan: SitePlan, workdir: Path, progress: Progress = print,
         timings["hosts_up"] = time.monotonic() - started
         files = [sys.executable, "-m", "http.server", "--bind", machine, "--directory", str(repo), str(FILES_PORT)]
         stack.enter_context(served(files, machine, FILES_PORT, workdir / "files.log"))
-        stack.enter_context(served(apt_cacher_ng(workdir, machine), machine, APT_PROXY_PORT, workdir / "acng.log"))
-        inventory = site_inventory(plan, hosts, admin, checksums, wheel, pillar)
+        inventory = site_inventory(plan, hosts, admin, repo, pillar)
         site = SaltSite(plan, hosts, workdir, inventory, admin / "pillar", admin_ssh_key(), admin / "known_hosts",
                         boot, timings=timings)
         site.init(progress)
@@ -350,28 +305,32 @@ def running_salt_site(plan: SitePlan, workdir: Path, progress: Progress = print,
         yield site
 
 
-def push_image(site: SaltSite, layout: Path, repository: str, account: dict[str, str], workdir: Path) -> None:
-    """Push an OCI layout over TLS (site CA) with a registry account (pillar {name, password})."""
+def push_image(site: SaltSite, source: str, repository: str, account: dict[str, str], workdir: Path) -> None:
+    """Push an image (a skopeo source, e.g. oci-archive:FILE) over TLS (site CA) with a registry
+    account (pillar {name, password})."""
     certs = workdir / "registry-certs"
     certs.mkdir(exist_ok=True)
     shutil.copy(site_ca(site), certs / "ca.crt")
     registry = site.plan.address(site.plan.with_role("registry").name)
     subprocess.run(
         ["skopeo", "copy", "--quiet", f"--dest-cert-dir={certs}", f"--dest-creds={account['name']}:{account['password']}",
-         f"oci:{layout}:{LAYOUT_TAG}", f"docker://{registry}:5000/{repository}"],
+         source, f"docker://{registry}:5000/{repository}"],
         check=True, capture_output=True, text=True,
     )
 
 
 def push_site_images(site: SaltSite, workdir: Path, progress: Progress = print) -> None:
-    """After highstate: the site admin pushes the pod sandbox image, VO alpha's manager its images
-    (each with /etc/ark-image naming it)."""
+    """After the deploy: the site admin pushes the bundle's pod sandbox image, VO alpha's manager
+    its images, built on the bundle's VO base image (each with /etc/ark-image naming it)."""
     accounts = example_pillar()["registry"]
+    images = site.workdir / "files" / "images"
     progress("==> pushing ark/pause:3.2 (site admin account), vo-alpha/base:1 and vo-alpha/tools:2 (VO alpha's "
              "push account) into the site registry over TLS")
-    push_image(site, pause_layout(K8S_BIN / "pause"), "ark/pause:3.2", accounts["admin_user"], workdir)
+    push_image(site, f"oci-archive:{images / 'ark-pause-3.2.oci.tar'}", "ark/pause:3.2", accounts["admin_user"],
+               workdir)
     for tag in ("base:1", "tools:2"):
-        push_image(site, vo_image_layout(tag, progress), f"vo-alpha/{tag}", accounts["push_users"]["alpha"], workdir)
+        layout = vo_image_layout(images / "vo-base.oci.tar", tag)
+        push_image(site, f"oci:{layout}:{LAYOUT_TAG}", f"vo-alpha/{tag}", accounts["push_users"]["alpha"], workdir)
 
 
 def site_ca(site: SaltSite) -> Path:
