@@ -62,12 +62,11 @@ def check_render(pillar_dir: Path, hosts: Sequence[str], salt_dir: Path, salt_ca
         raise RenderError(f"host {host}: {error}" + (f" ({more} more hosts fail too)" if more else ""))
 
 
-def render_error(pillar_dir: Path, host: str, salt_dir: Path, salt_call: Path, workdir: Path) -> str | None:
-    """What Salt says is wrong with this host's pillar, in one line; None if its states render."""
-    confdir = workdir / host
-    confdir.mkdir()
+def write_minion_config(confdir: Path, minion_id: str, salt_dir: Path, pillar_dir: Path) -> None:
+    """A masterless minion in `confdir` (its config, cache and root all inside it) that renders
+    `salt_dir` with `pillar_dir` as a Debian 12 host would, whatever machine runs it."""
     minion = {
-        "id": host,
+        "id": minion_id,
         "file_client": "local",
         "root_dir": str(confdir / "root"),
         "file_roots": {"base": [str(salt_dir)]},
@@ -76,6 +75,13 @@ def render_error(pillar_dir: Path, host: str, salt_dir: Path, salt_call: Path, w
         "log_level_logfile": "quiet",
     }
     (confdir / "minion").write_text(yaml.safe_dump(minion))
+
+
+def render_error(pillar_dir: Path, host: str, salt_dir: Path, salt_call: Path, workdir: Path) -> str | None:
+    """What Salt says is wrong with this host's pillar, in one line; None if its states render."""
+    confdir = workdir / host
+    confdir.mkdir()
+    write_minion_config(confdir, host, salt_dir, pillar_dir)
     # Without --retcode-passthrough a render error exits 0.
     argv = [str(salt_call), "--local", "--retcode-passthrough", "-c", str(confdir), "--out=json",
             "state.show_highstate"]

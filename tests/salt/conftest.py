@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from ark.pki import make_ca
+from ark.render import write_minion_config
 
 REPO = Path(__file__).resolve().parents[2]
 SALT_ROOT = REPO / "salt"
@@ -25,18 +26,6 @@ SITE_PILLAR = REPO / "pillar"
 TEST_PILLAR = Path(__file__).resolve().parent / "pillar"
 SALT_CALL = Path(os.environ.get("ARK_SALT_CALL", "/var/cache/ark/salt-venv/bin/salt-call"))
 
-# What a Debian 12 minion reports, fixed here so a render does not depend on the machine that runs
-# the tests (a developer's laptop, a CI container without systemd).
-GRAINS = {
-    "os": "Debian",
-    "os_family": "Debian",
-    "osfinger": "Debian-12",
-    "osmajorrelease": 12,
-    "oscodename": "bookworm",
-    "init": "systemd",
-    "kernel": "Linux",
-    "cpuarch": "x86_64",
-}
 MINION_ID = "ark-render-test"
 
 
@@ -87,16 +76,7 @@ class SaltRenderer:
         for name in overlays:
             (pillar / f"{name}.sls").symlink_to(self.overlay(name))
         (pillar / "top.sls").write_text(yaml.safe_dump({"base": {"*": ["site", *overlays]}}))
-        minion = {
-            "id": MINION_ID,
-            "file_client": "local",
-            "root_dir": str(confdir / "root"),
-            "file_roots": {"base": [str(SALT_ROOT)]},
-            "pillar_roots": {"base": [str(pillar)]},
-            "grains": GRAINS,
-            "log_level_logfile": "quiet",
-        }
-        (confdir / "minion").write_text(yaml.safe_dump(minion))
+        write_minion_config(confdir, MINION_ID, SALT_ROOT, pillar)
         return confdir
 
     def __call__(self, overlays: tuple[str, ...], *args: str) -> SaltRun:
