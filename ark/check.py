@@ -149,9 +149,6 @@ class Site:
     def with_role(self, role: str) -> SiteHost:
         return next(h for h in self.hosts if role in h.roles)
 
-    def has_role(self, role: str) -> bool:
-        return any(role in h.roles for h in self.hosts)
-
 
 @dataclass(frozen=True)
 class Vo:

@@ -1,8 +1,7 @@
 """Certificate authorities made with the openssl command line: the site CA `ark init` makes once
-and keeps, and the throw-away PKI of the local test clusters (localsite).
+and keeps (and the short-lived ones the tests make).
 
-Keys are ECDSA P-256: every Kubernetes component accepts them and they are generated instantly,
-so a fresh PKI per cluster start costs well under a second.
+Keys are ECDSA P-256: every Kubernetes component accepts them and they are generated instantly.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from .errors import ArkError
 
-DAYS = 30  # a test cluster lives for minutes; a month leaves room for a clock that is off
+DAYS = 30  # a test's CA lives for minutes; a month leaves room for a clock that is off
 # A site CA is in every host's pillar and every certificate chains to it: replacing it means
 # re-issuing everything, so it lives about as long as the hardware.
 SITE_CA_DAYS = 3650
@@ -87,51 +86,6 @@ def check_ca(ca: CertKey) -> None:
 def read_ca(ca: CertKey) -> CaPem:
     check_ca(ca)
     return CaPem(ca.cert.read_text(), ca.key.read_text())
-
-
-def issue(
-    ca: CertKey,
-    name: str,
-    *,
-    cn: str,
-    groups: list[str] = [],
-    client: bool = False,
-    server_sans: list[str] = [],
-) -> CertKey:
-    """Sign a leaf certificate `<name>.crt` next to the CA.
-
-    Kubernetes reads the user from CN and the groups from the O fields of a client certificate.
-    `server_sans` are openssl subjectAltName entries ("IP:10.0.0.1", "DNS:kubernetes"); giving any
-    makes the certificate valid for serving TLS.
-    """
-    pki_dir = ca.cert.parent
-    leaf = CertKey(pki_dir / f"{name}.crt", pki_dir / f"{name}.key")
-    csr, ext = pki_dir / f"{name}.csr", pki_dir / f"{name}.ext"
-    _new_key(leaf.key)
-    subject = "".join(f"/O={g}" for g in groups) + f"/CN={cn}"
-    _openssl("req", "-new", "-key", leaf.key, "-subj", subject, "-out", csr)
-    usages = (["clientAuth"] if client else []) + (["serverAuth"] if server_sans else [])
-    lines = [
-        "basicConstraints=critical,CA:FALSE",
-        "keyUsage=critical,digitalSignature,keyEncipherment",
-        f"extendedKeyUsage={','.join(usages)}",
-    ]
-    if server_sans:
-        lines.append(f"subjectAltName={','.join(server_sans)}")
-    ext.write_text("\n".join(lines) + "\n")
-    _openssl(
-        "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial",
-        "-days", DAYS, "-extfile", ext, "-out", leaf.cert,
-    )  # fmt: skip
-    csr.unlink()
-    ext.unlink()
-    return leaf
-
-
-def make_key_pair(private: Path, public: Path) -> None:
-    """Service-account token signing pair: controller-manager signs, apiserver verifies."""
-    _new_key(private)
-    _openssl("pkey", "-in", private, "-pubout", "-out", public)
 
 
 def _new_key(path: Path) -> None:

@@ -107,12 +107,6 @@ class Host:
             timeout=timeout,
         )
 
-    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
-        target = self.root / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-        target.chmod(mode)
-
     def testinfra(self) -> Any:
         """A testinfra Host whose commands run inside this host: host.service("x").is_running etc."""
         # Imported here: testinfra is a test dependency, and the site bring-up also uses this module.
