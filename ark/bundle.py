@@ -55,6 +55,7 @@ from typing import Any
 import yaml
 
 from . import aptrepo, images
+from .deploy import salt_version
 from .errors import ArkError
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -170,10 +171,6 @@ def default_kubernetes_version() -> str:
     return str(defaults["kubernetes"]["version"])
 
 
-def salt_version() -> str:
-    return str(yaml.safe_load((SALT_DIR / "ark" / "versions.yaml").read_text())["salt"])
-
-
 @dataclass
 class Bundle:
     out: Path
@@ -258,7 +255,7 @@ class Bundle:
 
     def wheels(self, salt_wheels: Path, source: Path) -> str:
         """Salt's and arc-bridge's wheels at the bundle root; returns the arc-bridge wheel's name."""
-        salt = salt_version()
+        salt = salt_version(SALT_DIR)
         if not any(salt_wheels.glob(f"salt-{salt}-*.whl")):
             salt_wheels = self.cache / f"salt-{salt}-wheels"
             if not any(salt_wheels.glob(f"salt-{salt}-*.whl")):

@@ -879,7 +879,9 @@ def check_site(site: Site, infras: Mapping[str, Any], *, ssh: Mapping[str, Findi
         progress("workers Ready")
         findings += _guarded(site.with_role("worker").name, "worker", "node",
                              lambda: check_workers_ready(infras, site))
-    ca_pem = cas.get(site.with_role("registry").name)
+    # The site CA the admin holds (the pillar's) is the trust anchor; the registry host's own copy
+    # only where the pillar has none, as a host cannot vouch for itself.
+    ca_pem = pillar_ca or cas.get(site.with_role("registry").name)
     if needs("registry", "accounts", "registry"):
         progress("registry accounts")
         findings += _guarded(site.with_role("registry").name, "registry", "accounts",

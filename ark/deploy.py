@@ -21,6 +21,7 @@ from then on. Either way a host that shows another key is refused before anythin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import io
 import os
@@ -361,7 +362,8 @@ class Events:
         self.result.highstates[run][host] = (returncode, result)
         summary = saltresult.summarize(result)
         counts = f"{summary.states} states, {len(summary.changed)} changed"
-        if failed or returncode != 0 or not summary.ok:
+        # No JSON from salt-call is no proof of anything, whatever its exit code.
+        if failed or returncode != 0 or result is None or not summary.ok:
             if result is None and res.get("msg") and not res.get("stderr"):
                 why = f"{step} did not finish: {_task_message(res)}"  # a timeout, a lost connection
             else:
@@ -467,32 +469,42 @@ def deploy(
         (work / "runner").mkdir()
         config = work / "ansible.cfg"
         config.write_text(_ansible_cfg(work, forks=len(hosts)))
-        runner = ansible_runner.run(
-            private_data_dir=str(work / "runner"),
-            project_dir=str(PLAYBOOKS),
-            playbook="deploy.yml",
-            inventory=ansible_inventory(hosts, files_repo=files_repo, version=version, known_hosts=known_hosts,
-                                        pinned=pinned, ssh_key=ssh_key, minion_options=minion_options),
-            extravars={
-                "ark_salt_version": version,
-                "ark_salt_tar": str(work / "salt.tar"),
-                "ark_pillar_tar": str(work / "pillar.tar"),
-                "ark_highstate_timeout": highstate_timeout,
-            },
-            envvars=runner_env(config),
-            event_handler=events,
-            quiet=True,
-            suppress_env_files=True,
-        )
-        _close_ssh_masters(work / "cp")
-    result = events.result
-    if runner.status != "successful" and not result.errors:
-        stdout = runner.stdout.read() if runner.stdout else ""
-        result.errors.append(f"ansible-playbook ended {runner.status} (exit {runner.rc}): "
-                             f"{saltresult.last_line(stdout) or 'no output'}")
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=str(work / "runner"),
+                project_dir=str(PLAYBOOKS),
+                playbook="deploy.yml",
+                inventory=ansible_inventory(hosts, files_repo=files_repo, version=version, known_hosts=known_hosts,
+                                            pinned=pinned, ssh_key=ssh_key, minion_options=minion_options),
+                extravars={
+                    "ark_salt_version": version,
+                    "ark_salt_tar": str(work / "salt.tar"),
+                    "ark_pillar_tar": str(work / "pillar.tar"),
+                    "ark_highstate_timeout": highstate_timeout,
+                },
+                envvars=runner_env(config),
+                event_handler=events,
+                quiet=True,
+                suppress_env_files=True,
+            )
+        finally:
+            _close_ssh_masters(work / "cp")
+        result = events.result
+        # Inside the block: runner.stdout lives in the temporary directory.
+        if runner.status != "successful" and not result.errors:
+            result.errors.append(f"ansible-playbook ended {runner.status} (exit {runner.rc}): "
+                                 f"{saltresult.last_line(_runner_output(runner)) or 'no output'}")
     result.timings["total"] = time.monotonic() - started
     progress(f"==> deploy {'done' if result.ok else 'FAILED'} in {result.timings['total']:.0f} s")
     return result
+
+
+def _runner_output(runner: Any) -> str:
+    """What ansible-playbook printed ("" when ansible-runner kept nothing: it raises then)."""
+    try:
+        return runner.stdout.read() if runner.stdout else ""
+    except Exception:  # ansible_runner.exceptions.AnsibleRunnerException("stdout missing")
+        return ""
 
 
 def runner_env(config: Path) -> dict[str, str]:
@@ -529,8 +541,9 @@ def _close_ssh_masters(control_dir: Path) -> None:
     if not control_dir.is_dir():
         return
     for socket in control_dir.iterdir():
-        subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "ark-deploy"],
-                       capture_output=True, timeout=10)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "ark-deploy"],
+                           capture_output=True, timeout=10)
 
 
 # --- command line ----------------------------------------------------------------------------

@@ -68,7 +68,7 @@ class ArcClient:
         """Run an ARC client command in this client's environment; return stdout+stderr.
         Raises ArcClientError with the output when it exits non-zero."""
         bound = ("unshare", "--mount", "--propagation=private", "sh", "-c",
-                 f'mount --bind {self.hosts_file} /etc/hosts && exec "$@"', "sh")
+                 'mount --bind "$0" /etc/hosts && exec "$@"', str(self.hosts_file))
         proc = subprocess.run([*bound, *args], env=self.env, cwd=cwd or self.home, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
         if proc.returncode != 0:

@@ -162,8 +162,10 @@ class CeHost:
         try:
             yield self
         finally:
-            self.remove_jobs()
-            self.systemctl("start", *reversed(AREX_UNITS))
+            try:
+                self.remove_jobs()
+            finally:
+                self.systemctl("start", *reversed(AREX_UNITS))
 
     def remove_jobs(self) -> None:
         """Everything of this module's jobs, so that A-REX does not find them when it starts again."""

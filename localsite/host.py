@@ -27,6 +27,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -173,7 +174,15 @@ def admin_ssh_key() -> Path:
     key = SSH_KEY
     if not key.exists():
         key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ark-test-admin", "-f", str(key)])
+        with tempfile.TemporaryDirectory(dir=key.parent) as tmp:
+            made = Path(tmp) / key.name
+            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ark-test-admin", "-f", str(made)])
+            with contextlib.suppress(FileExistsError):  # a concurrent run made its key first: that one it is
+                os.link(made, key)
+    public = key.with_suffix(".pub")
+    if not public.exists():
+        derived = subprocess.run(["ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True, check=True)
+        public.write_text(derived.stdout)
     return key
 
 

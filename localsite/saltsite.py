@@ -18,6 +18,7 @@ and stops by PID afterwards:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import shutil
 import socket
@@ -185,8 +186,12 @@ def site_bundle(progress: Progress = print) -> Path:
 
 
 def copy_bundle(directory: Path, progress: Progress = print) -> Path:
-    """This site's own copy of the bundle (hard links): a later rebuild does not change it."""
-    subprocess.run(["cp", "-al", str(site_bundle(progress)), str(directory)], check=True)
+    """This site's own copy of the bundle (hard links): a later rebuild does not change it. Taken
+    under the bundle's own lock, so a concurrent `ark bundle` cannot be halfway through it."""
+    bundle = site_bundle(progress)
+    with (bundle / ".ark-bundle.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["cp", "-al", str(bundle), str(directory)], check=True)
     return directory
 
 

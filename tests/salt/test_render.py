@@ -61,6 +61,7 @@ BAD_PILLARS = {
     "bad_hosts_address": "hosts:ark-node-1",
     "bad_pod_cidr_overlap": "kubernetes:pod_cidr",
     "bad_service_cidr": "kubernetes:service_cidr",
+    "bad_rte_null_and_image": "vos:beta:runtime_environments:ENV/PROXY",
     # a host of a split site without the site's CA, or with a key that is not the CA's
     "role_worker": "pki:ca",
     "bad_ca_mismatch": "pki:ca:key",
