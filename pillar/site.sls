@@ -150,6 +150,8 @@ ark:
       # - null: one of ARC's own RTEs (/usr/share/arc/rte: ENV/PROXY, ENV/RTE, ENV/LRMS-SCRATCH,
       #   ...), which the job script runs in the VO's default image; highstate fails naming an
       #   RTE that ARC does not ship.
+      # The CE has one script per RTE, so VOs that list the same RTE must all map it to an image,
+      # or all to null.
       runtime_environments:
         APPS/ALPHA/TOOLS-2: tools:2
         # Copies the job's delegated proxy into its session directory; X509_USER_PROXY points to it.
