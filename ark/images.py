@@ -100,6 +100,16 @@ def write_archive(layout: Path, archive: Path) -> None:
     partial.rename(archive)
 
 
+def publish_layout(building: Path, layout: Path) -> None:
+    """Move a finished layout into place. If another run published the same inputs meanwhile, its
+    layout is as good; ours goes with the caller's temporary directory."""
+    try:
+        building.rename(layout)
+    except OSError:
+        if not (layout / "index.json").exists():
+            raise
+
+
 def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join((CONTENT_VERSION, *parts)).encode()).hexdigest()[:16]
 
@@ -122,12 +132,7 @@ def _cached_layout(cache: Path, name: str, key: str, fill: Callable[[Path], None
         _run(["umoci", "repack", "--image", image, str(bundle)])
         _run(["umoci", "config", "--image", image, *config])
         _run(["umoci", "gc", "--layout", str(building)])
-        try:
-            building.rename(layout)
-        except OSError:
-            if not (layout / "index.json").exists():
-                raise
-            # Another ark bundle built the same inputs meanwhile; its layout is as good.
+        publish_layout(building, layout)
     for old in cache.glob(f"{name}-*"):
         if old != layout and old.is_dir():
             shutil.rmtree(old)

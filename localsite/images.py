@@ -5,14 +5,13 @@ VO's images it runs in. Built with umoci, cached under IMAGE_CACHE keyed by the 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+from ark.images import LAYOUT_TAG, publish_layout
+
 IMAGE_CACHE = Path("/var/cache/ark/images")
-# Every layout holds its one image under this tag.
-LAYOUT_TAG = "latest"
 
 
 def vo_image_layout(base_archive: Path, tag: str) -> Path:
@@ -30,12 +29,7 @@ def vo_image_layout(base_archive: Path, tag: str) -> Path:
         _run(["skopeo", "copy", "--quiet", f"oci-archive:{base_archive}", f"oci:{building}:{LAYOUT_TAG}"])
         _run(["umoci", "insert", "--image", f"{building}:{LAYOUT_TAG}", str(marker), "/etc/ark-image"])
         _run(["umoci", "gc", "--layout", str(building)])
-        try:
-            building.rename(layout)
-        except OSError:
-            if not (layout / "index.json").exists():
-                raise
-            shutil.rmtree(building)  # another run made the same image meanwhile
+        publish_layout(building, layout)
     return layout
 
 
