@@ -16,6 +16,7 @@ from .config import Config, load_config
 from .errors import BridgeError
 from .grami import parse_grami
 from .job import job_from_grami
+from .manifests import cluster_objects
 from .translate import Caller, build_job
 
 PLACEHOLDER_SCRIPT = "# the ARC job script that submit-kubernetes-job builds goes here\n"
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--gid", type=int, help="gid to run as (default: from the password database)")
     render.add_argument("--script", type=Path, help="job script to embed (default: a placeholder)")
 
-    manifests = sub.add_parser("manifests", help="print the namespaces, PriorityClasses and RBAC the config expects")
+    manifests = sub.add_parser("manifests", help="print the namespaces, PriorityClasses, RBAC and pod security policy "
+                               "the config expects")
     manifests.add_argument("--config", type=Path, required=True)
     manifests.add_argument("--user", default="arkd", help="Kubernetes user arkd authenticates as (default %(default)s)")
 
@@ -82,42 +84,8 @@ def _render_caller(args: argparse.Namespace, config: Config, queue: str) -> Call
 
 
 def cmd_manifests(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": vo.namespace, "labels": {"ark.nordugrid.org/vo": vo.name}}}
-        for vo in config.vos.values()
-    ]
-    docs += [
-        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
-         "value": 1000 + low, "globalDefault": False, "description": f"ARC jobs with priority {low} and above"}
-        for name, low in config.priority_classes.items()
-    ]
-    docs += _rbac(config, args.user)
-    yaml.safe_dump_all(docs, sys.stdout, sort_keys=False)
+    yaml.safe_dump_all(cluster_objects(load_config(args.config), args.user), sys.stdout, sort_keys=False)
     return 0
-
-
-def _rbac(config: Config, user: str) -> list[dict[str, Any]]:
-    """arkd reads its Jobs and pods everywhere (one watch each) but writes only in VO namespaces."""
-    subject = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
-    rbac = "rbac.authorization.k8s.io/v1"
-    docs: list[dict[str, Any]] = [
-        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": "arkd-watch"},
-         "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch"]},
-                   {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-                   {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]},
-        {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": "arkd-watch"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "arkd-watch"},
-         "subjects": subject},
-    ]
-    for vo in config.vos.values():
-        meta = {"name": "arkd", "namespace": vo.namespace}
-        docs.append({"apiVersion": rbac, "kind": "Role", "metadata": meta,
-                     "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "patch", "delete"]}]})
-        docs.append({"apiVersion": rbac, "kind": "RoleBinding", "metadata": meta,
-                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "arkd"},
-                     "subjects": subject})
-    return docs
 
 
 def _info(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,16 +1,22 @@
 """A-REX's control directory: which jobs are in the LRMS, and how their results are handed back.
 
 ARC 6 keeps `job.<ID>.<suffix>` files flat in the control directory; ARC 7 moves them to
-`jobs/abc/def/ghi/<rest>/<suffix>`. Both keep job states in `processing/`. Everything here runs as
-root on files a grid user may have tampered with (the session root siblings), so files written
-on a user's behalf are opened without following symlinks and checked for ownership.
+`jobs/abc/def/ghi/<rest>/<suffix>`. Both keep job states in `processing/`.
+
+Everything here runs as root on files a grid user may have tampered with. ARC hands a job's
+`.local` and status files to the job's owner, and she owns her session directory and its
+siblings, so their contents are hints only: a job's owner is the owner of its control files (which
+she cannot change), its session directory is `<session root>/<job id>` owned by that same user,
+and files written or read on her behalf are opened without following symlinks and must be hers
+alone (her uid, one link).
 """
 
 import errno
 import os
 import stat
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .outcome import Outcome
 
@@ -59,8 +65,28 @@ class ControlDir:
     def is_done(self, grid_id: str) -> bool:
         return self.job_file(grid_id, "lrms_done").exists()
 
-    def record(self, grid_id: str, session_dir: Path, uid: int, outcome: Outcome) -> None:
-        """Complete the .diag, pass the job script's own messages on, then tell A-REX."""
+    def owner(self, grid_id: str) -> int | None:
+        """The job's local user, as A-REX made it owner of the job's .local; None if not a user."""
+        try:
+            st = os.lstat(self.job_file(grid_id, "local"))
+        except OSError:
+            return None
+        return st.st_uid if stat.S_ISREG(st.st_mode) and st.st_uid != 0 else None
+
+    def record(self, grid_id: str, session_dir: Path | None, uid: int, outcome: Outcome) -> None:
+        """Complete the .diag, pass the job script's own messages on, then tell A-REX.
+
+        Without a session directory (none that the job's owner owns), only A-REX is told.
+        """
+        if session_dir is not None and uid > 0:
+            self._complete_session_files(grid_id, session_dir, uid, outcome)
+        done = self.job_file(grid_id, "lrms_done")
+        tmp = done.with_name(done.name + ".arkd")
+        tmp.write_text(outcome.lrms_done() + "\n")
+        os.replace(tmp, done)
+        self.wake(grid_id)
+
+    def _complete_session_files(self, grid_id: str, session_dir: Path, uid: int, outcome: Outcome) -> None:
         diag = Path(f"{session_dir}.diag")
         existing = _read_user_file(diag, uid)
         keys = {line.split("=", 1)[0].lower() for line in existing.splitlines() if "=" in line}
@@ -80,16 +106,11 @@ class ControlDir:
 
         comment = _read_user_file(Path(f"{session_dir}.comment"), uid)
         if comment:
-            with open(self.job_file(grid_id, "errors"), "a") as errors:
+            fd = os.open(self.job_file(grid_id, "errors"), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "a") as errors:
                 errors.write("------- Contents of output stream forwarded by the LRMS ---------\n")
                 errors.write(comment)
                 errors.write("------------------------- End of output -------------------------\n")
-
-        done = self.job_file(grid_id, "lrms_done")
-        tmp = done.with_name(done.name + ".arkd")
-        tmp.write_text(outcome.lrms_done() + "\n")
-        os.replace(tmp, done)
-        self.wake(grid_id)
 
     def wake(self, grid_id: str) -> None:
         """Kick A-REX through gm.fifo, as gm-kick does; harmless when A-REX is not listening."""
@@ -105,6 +126,21 @@ class ControlDir:
             pass
         finally:
             os.close(fd)
+
+
+def find_session(roots: Iterable[PurePosixPath], grid_id: str, uid: int | None) -> Path | None:
+    """The job's session directory: `<root>/<job id>`, a real directory owned by the job's user."""
+    if uid is None:
+        return None
+    for root in roots:
+        path = Path(root) / grid_id
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
+            return path
+    return None
 
 
 def prepare_session_files(session_dir: Path, uid: int, gid: int) -> None:
@@ -137,8 +173,7 @@ def _read_user_file(path: Path, uid: int) -> str:
     except OSError:
         return ""
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_uid not in (uid, 0):
+        if not _users_own_file(os.fstat(f.fileno()), uid):
             return ""
         return f.read(1 << 20).decode("utf-8", "replace")
 
@@ -149,9 +184,13 @@ def _append_user_file(path: Path, uid: int, text: str) -> None:
     except OSError:
         return
     with os.fdopen(fd, "ab") as f:
-        st = os.fstat(f.fileno())
-        if stat.S_ISREG(st.st_mode) and st.st_uid in (uid, 0):
+        if _users_own_file(os.fstat(f.fileno()), uid):
             f.write(text.encode())
+
+
+def _users_own_file(st: os.stat_result, uid: int) -> bool:
+    # One link: a hard link to someone else's file (or root's) is not hers to have read or written.
+    return stat.S_ISREG(st.st_mode) and st.st_uid == uid != 0 and st.st_nlink == 1
 
 
 def _mds_time(t: datetime) -> str:

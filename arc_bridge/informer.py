@@ -23,11 +23,12 @@ def key_of(obj: Obj) -> str:
 
 
 class Informer:
-    """`index` names each object by a secondary key (the ARC job id) for O(1) lookups."""
+    """`index` names each object by a secondary key (the ARC job id) for O(1) lookups; objects
+    that `accept` refuses (look-alikes made by someone else) are neither cached nor delivered."""
 
     def __init__(self, kube: Kube, kind: str, on_change: Callable[[str, Obj], None],
-                 index: Callable[[Obj], str | None]):
-        self.kube, self.kind, self.on_change, self.index = kube, kind, on_change, index
+                 index: Callable[[Obj], str | None], accept: Callable[[Obj], bool]):
+        self.kube, self.kind, self.on_change, self.index, self.accept = kube, kind, on_change, index, accept
         self.cache: dict[str, Obj] = {}
         self._by_index: dict[str, dict[str, Obj]] = {}
         self.lock = threading.Lock()
@@ -78,6 +79,7 @@ class Informer:
 
     def _relist(self) -> str:
         items, version = self.kube.list_objects(self.kind)
+        items = [o for o in items if self._accepted(o)]
         fresh = {key_of(o) for o in items}
         with self.lock:
             vanished = [o for k, o in self.cache.items() if k not in fresh]
@@ -94,7 +96,7 @@ class Informer:
     def _watch(self, version: str) -> str:
         for kind, obj in self.kube.watch(self.kind, version, timeout=240):
             version = obj["metadata"]["resourceVersion"]
-            if kind == "BOOKMARK":
+            if kind == "BOOKMARK" or not self._accepted(obj):
                 continue
             log.debug("%s %s %s phase=%s", kind, self.kind, key_of(obj), (obj.get("status") or {}).get("phase"))
             with self.lock:
@@ -104,6 +106,13 @@ class Informer:
                     self._put(obj)
             self._deliver(kind, obj)
         return version
+
+    def _accepted(self, obj: Obj) -> bool:
+        if self.accept(obj):
+            return True
+        log.warning("ignoring %s %s: it has arkd's labels but is not in the namespace of the VO it names",
+                    self.kind, key_of(obj))
+        return False
 
     def _deliver(self, kind: str, obj: Obj) -> None:
         # One object that cannot be handled (say, an unwritable control file) must not stall the

@@ -26,6 +26,11 @@ class Outcome:
     end: datetime | None = None
     cancelled: bool = False
 
+    def __post_init__(self) -> None:
+        # Messages quote Kubernetes and containerd, and an image's name or a pod's message may
+        # carry newlines; .lrms_done and .diag are line-based, so a message is always one line.
+        object.__setattr__(self, "message", " ".join(self.message.split()))
+
     def lrms_done(self) -> str:
         """The content of job.ID.lrms_done: "<code> <message>"."""
         return f"{self.exit_code} {self.message}".rstrip()

@@ -5,11 +5,21 @@ grid user, where neither the Kubernetes client nor the site's virtualenv is read
 """
 
 import json
+import random
 import socket
+import time
 from typing import Any
 
 DEFAULT_SOCKET = "/run/arkd/arkd.sock"
-MAX_MESSAGE = 4 << 20
+# The largest request is a submit with the largest job script arkd accepts (512 KiB, see
+# translate.MAX_SCRIPT_BYTES) sent as UTF-8 JSON, where escaping at most doubles plain text.
+MAX_REQUEST = (1 << 20) + (64 << 10)
+# Replies to root (the site summary at ten thousand jobs) may be larger.
+MAX_REPLY = 64 << 20
+# A whole request must arrive within this, however slowly its bytes trickle in.
+REQUEST_SECONDS = 10.0
+# How long a client keeps retrying while arkd says it is busy with other requests of its user.
+BUSY_RETRY_SECONDS = 60.0
 
 
 class ProtocolError(Exception):
@@ -17,21 +27,30 @@ class ProtocolError(Exception):
 
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.sendall(json.dumps(message).encode() + b"\n")
+    sock.sendall(json.dumps(message, ensure_ascii=False).encode() + b"\n")
 
 
-def receive(sock: socket.socket) -> dict[str, Any]:
+def receive(sock: socket.socket, limit: int, deadline: float | None = None) -> dict[str, Any]:
+    """One message of at most `limit` bytes, complete by `deadline` (time.monotonic()) if given."""
     chunks, size = [], 0
     while True:
-        chunk = sock.recv(65536)
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProtocolError(f"message not complete within {REQUEST_SECONDS:g} s")
+            sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            raise ProtocolError(f"message not complete within {REQUEST_SECONDS:g} s") from None
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
+        if size > limit:
+            raise ProtocolError(f"message larger than {limit} bytes")
         if chunk.endswith(b"\n"):
             break
-        if size > MAX_MESSAGE:
-            raise ProtocolError(f"message larger than {MAX_MESSAGE} bytes")
     try:
         message = json.loads(b"".join(chunks))
     except ValueError:
@@ -41,11 +60,33 @@ def receive(sock: socket.socket) -> dict[str, Any]:
     return message
 
 
+def busy_reply(detail: str) -> dict[str, Any]:
+    return {"ok": False, "busy": True, "error": f"arkd is busy: {detail}"}
+
+
 def call(path: str, request: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-    """Send one request to arkd and return its reply; OSError if arkd is not there."""
+    """Send one request to arkd and return its reply; OSError if arkd is not there.
+
+    While arkd answers busy (too many requests in flight for this user), try again after a short,
+    growing, randomised pause, for up to BUSY_RETRY_SECONDS.
+    """
+    give_up = time.monotonic() + BUSY_RETRY_SECONDS
+    pause = 0.05
+    while True:
+        reply = _call_once(path, request, timeout)
+        if not reply.get("busy") or time.monotonic() + pause > give_up:
+            return reply
+        time.sleep(pause * random.uniform(0.5, 1.5))
+        pause = min(pause * 2, 2.0)
+
+
+def _call_once(path: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(path)
-        send(sock, request)
-        sock.shutdown(socket.SHUT_WR)
-        return receive(sock)
+        try:
+            send(sock, request)
+            sock.shutdown(socket.SHUT_WR)
+        except BrokenPipeError:
+            pass  # arkd refused at once (busy) and closed: its reply is waiting
+        return receive(sock, MAX_REPLY)

@@ -1,10 +1,20 @@
-"""arkd's Unix socket. The kernel names the caller (SO_PEERCRED); requests never do."""
+"""arkd's Unix socket. The kernel names the caller (SO_PEERCRED); requests never do.
 
+Any local account may connect, so no account may starve the others: connections in flight are
+capped in all and per uid (root, which is A-REX's scan and the infoprovider, has a reserve of its
+own), a whole request must arrive within a deadline, and a caller over its share gets a "busy"
+reply at once, which the client answers by retrying after a pause.
+"""
+
+import errno
 import logging
 import os
 import socket
 import socketserver
 import struct
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +25,44 @@ from .service import Bridge, caller_from_credentials
 log = logging.getLogger(__name__)
 
 _UCRED = struct.Struct("3i")
+MAX_CONNECTIONS = 128  # of all non-root callers together
+MAX_PER_UID = 16
+ROOT_CONNECTIONS = 32
+REPLY_SECONDS = 10.0
+# How long accept pauses when arkd is out of file descriptors, instead of spinning on the socket.
+EMFILE_PAUSE = 0.1
+
+
+def peer_uid_gid(sock: socket.socket) -> tuple[int, int]:
+    _pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    return uid, gid
+
+
+class ConnectionBudget:
+    """Connections in flight, per uid; `take` says why a new one is refused, or None."""
+
+    def __init__(self, total: int = MAX_CONNECTIONS, per_uid: int = MAX_PER_UID, root: int = ROOT_CONNECTIONS):
+        self.total, self.per_uid, self.root = total, per_uid, root
+        self.active: Counter[int] = Counter()
+        self._lock = threading.Lock()
+
+    def take(self, uid: int) -> str | None:
+        with self._lock:
+            if uid == 0:
+                if self.active[0] >= self.root:
+                    return f"{self.root} requests of root in progress"
+            elif self.active[uid] >= self.per_uid:
+                return f"{self.per_uid} requests of uid {uid} in progress"
+            elif sum(n for u, n in self.active.items() if u != 0) >= self.total:
+                return f"{self.total} requests of local users in progress"
+            self.active[uid] += 1
+            return None
+
+    def give_back(self, uid: int) -> None:
+        with self._lock:
+            self.active[uid] -= 1
+            if self.active[uid] <= 0:
+                del self.active[uid]
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -22,34 +70,70 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         sock: socket.socket = self.request
-        sock.settimeout(60)
-        _pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+        deadline = time.monotonic() + protocol.REQUEST_SECONDS
+        uid, gid = peer_uid_gid(sock)
         caller = caller_from_credentials(uid, gid)
         try:
-            request = protocol.receive(sock)
+            request = protocol.receive(sock, protocol.MAX_REQUEST, deadline)
             reply = {"ok": True, **self.server.dispatch(caller, request)}
         except (BridgeError, protocol.ProtocolError) as e:
             reply = {"ok": False, "error": str(e)}
         except Exception as e:  # a bug or an API outage: tell the caller, keep serving others
             log.exception("request from %s failed", caller.user)
             reply = {"ok": False, "error": f"arkd internal error: {type(e).__name__}: {e}"[:500]}
-        try:
-            protocol.send(sock, reply)
-        except OSError:
-            pass
+        _reply(sock, reply)
 
 
-class SocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+class SocketServer(socketserver.UnixStreamServer):
+    """One thread per connection, within the budget."""
 
-    def __init__(self, path: Path, bridge: Bridge):
+    request_queue_size = 128
+
+    def __init__(self, path: Path, bridge: Bridge, budget: ConnectionBudget | None = None):
         self.bridge = bridge
+        self.budget = budget or ConnectionBudget()
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_socket():
             path.unlink()
         super().__init__(str(path), _Handler)
         # Any local account may connect; what it may do is decided per request from its uid.
         os.chmod(path, 0o666)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        try:
+            return super().get_request()
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                log.warning("cannot accept a connection: %s; pausing %g s", e.strerror, EMFILE_PAUSE)
+                time.sleep(EMFILE_PAUSE)
+            raise
+
+    def process_request(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            uid, _gid = peer_uid_gid(request)
+        except OSError:
+            self.shutdown_request(request)
+            return
+        refused = self.budget.take(uid)
+        if refused is not None:
+            _reply(request, protocol.busy_reply(refused))
+            self.shutdown_request(request)
+            return
+        try:
+            threading.Thread(target=self._serve, args=(request, client_address, uid), daemon=True).start()
+        except RuntimeError:  # no thread to be had: the caller is told, as when over budget
+            self.budget.give_back(uid)
+            _reply(request, protocol.busy_reply("no thread available"))
+            self.shutdown_request(request)
+
+    def _serve(self, request: socket.socket, client_address: Any, uid: int) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self.budget.give_back(uid)
 
     def dispatch(self, caller: Any, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
@@ -63,6 +147,15 @@ class SocketServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         if op == "info":
             return {"info": self.bridge.info(caller)}
         raise protocol.ProtocolError(f"unknown operation {str(op)[:40]!r}")
+
+
+def _reply(sock: socket.socket, reply: dict[str, Any]) -> None:
+    # A caller that does not read its reply cannot hold a thread for long.
+    try:
+        sock.settimeout(REPLY_SECONDS)
+        protocol.send(sock, reply)
+    except OSError:
+        pass
 
 
 def _text(request: dict[str, Any], key: str) -> str:

@@ -2,7 +2,13 @@
 
 Every result is recorded through one path (`_settle`), under one lock, so a watch event, the
 periodic tick, a scan request and the start-up reconcile can all ask about the same job safely:
-whichever comes first records it, the others find `.lrms_done` and only tidy up.
+whichever comes first records it, the others find `.lrms_done` and only tidy up. The lock guards
+the control directory only; no Kubernetes API call is made while it is held, so a slow API server
+never stalls recording or other callers.
+
+arkd believes only what it made: Jobs and pods in a VO's namespace carrying that VO's label, and
+for a job Kubernetes does not know, the job's owner as A-REX recorded it in the control files'
+ownership, never what those files say (see controldir).
 """
 
 import logging
@@ -13,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .controldir import ControlDir, prepare_session_files
+from .controldir import ControlDir, find_session, prepare_session_files
 from .errors import JobRejected, NotAllowed
 from .grami import parse_grami
 from .informer import Informer, Obj
@@ -21,7 +27,7 @@ from .job import GRID_ID, job_from_grami
 from .kube import Kube
 from .outcome import LOST_CODE, PULL_FAILURES, Outcome, deleted_outcome, job_outcome
 from .infosys import summarise
-from .translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, Caller, build_job, k8s_name
+from .translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, LABEL_VO, Caller, build_job, k8s_name
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +35,22 @@ TICK_SECONDS = 2.0
 
 
 def caller_from_credentials(uid: int, gid: int) -> Caller:
+    """The caller as the password database knows her uid: a job runs with her primary group, not
+    whatever group the connecting process happened to have (a setgid program, say)."""
     try:
-        user = pwd.getpwuid(uid).pw_name
+        entry = pwd.getpwuid(uid)
     except KeyError:
-        user = f"#{uid}"
-    return Caller(uid=uid, gid=gid, user=user)
+        return Caller(uid=uid, gid=gid, user=f"#{uid}")  # no account, so no VO: never runs a job
+    return Caller(uid=uid, gid=entry.pw_gid, user=entry.pw_name)
 
 
 class Bridge:
     def __init__(self, config: Config, kube: Kube):
         self.config, self.kube = config, kube
         self.controldir = ControlDir(config.controldir)
-        self.lock = threading.RLock()
-        self.jobs = Informer(kube, "jobs", self._on_job, _grid_id_of)
-        self.pods = Informer(kube, "pods", self._on_pod, _grid_id_of)
+        self.lock = threading.Lock()
+        self.jobs = Informer(kube, "jobs", self._on_job, _grid_id_of, self._ours)
+        self.pods = Informer(kube, "pods", self._on_pod, _grid_id_of, self._ours)
         self._stop = threading.Event()
 
     # --- life cycle -----------------------------------------------------------------------
@@ -61,19 +69,21 @@ class Bridge:
         self.pods.stop()
 
     def reconcile(self) -> int:
-        """Match every job A-REX still waits for against Kubernetes; report the ones that vanished."""
+        """Match every job A-REX still waits for against Kubernetes; report the ones that vanished.
+
+        "Waits for" comes from the job's status file, which its owner can write: it only decides
+        which jobs to look at, and a job of hers that Kubernetes does not know is reported lost to
+        her alone.
+        """
         lost = 0
-        with self.lock:
-            for grid_id in self.controldir.jobs_in_lrms():
-                job = self._cached_job(grid_id) or self._fetch_job(grid_id)
-                if job is not None:
-                    self._settle(job)
-                elif self._local_id(grid_id):
-                    session = self._session_of_unknown(grid_id)
-                    outcome = Outcome(LOST_CODE, "job is not known to Kubernetes any more (lost while arkd was down?)",
-                                      end=datetime.now(timezone.utc))
-                    self.controldir.record(grid_id, session, _owner(session), outcome)
-                    lost += 1
+        for grid_id in self.controldir.jobs_in_lrms():
+            job = self._cached_job(grid_id) or self._fetch_job(grid_id)
+            if job is not None:
+                self._settle(job)
+            elif self._local_id(grid_id):
+                outcome = Outcome(LOST_CODE, "job is not known to Kubernetes any more (lost while arkd was down?)",
+                                  end=datetime.now(timezone.utc))
+                lost += self._record_unknown(grid_id, outcome)
         return lost
 
     # --- requests -------------------------------------------------------------------------
@@ -103,22 +113,20 @@ class Bridge:
         grid_id = parse_grami(grami.encode()).get("joboption_gridid", "")
         if not GRID_ID.match(grid_id):
             raise JobRejected(f"job id {grid_id[:80]!r} is not an ARC job id")
-        with self.lock:
-            job = self._cached_job(grid_id) or self._fetch_job(grid_id)
-            if job is None:
-                # Not (yet) in Kubernetes: the session directory's owner is the job's owner.
-                session = self._session_of_unknown(grid_id)
-                if caller.uid not in (0, _owner(session)):
-                    raise NotAllowed(f"job {grid_id} belongs to another user")
-                if not self.controldir.is_done(grid_id) and self.controldir.state(grid_id) is not None:
-                    outcome = Outcome(LOST_CODE, "job was cancelled before it reached Kubernetes",
-                                      end=datetime.now(timezone.utc), cancelled=True)
-                    self.controldir.record(grid_id, session, _owner(session), outcome)
-                return
-            if caller.uid not in (0, int(job["metadata"]["labels"].get(LABEL_UID, -1))):
+        job = self._cached_job(grid_id) or self._fetch_job(grid_id)
+        if job is None:
+            # Not (yet) in Kubernetes: the owner of the job's control files is the job's owner.
+            if caller.uid not in (0, self.controldir.owner(grid_id)):
                 raise NotAllowed(f"job {grid_id} belongs to another user")
-            log.info("cancelling job %s for %s", grid_id, caller.user)
-            self.kube.cancel_job(job["metadata"]["namespace"], job["metadata"]["name"])
+            if self.controldir.state(grid_id) is not None:
+                outcome = Outcome(LOST_CODE, "job was cancelled before it reached Kubernetes",
+                                  end=datetime.now(timezone.utc), cancelled=True)
+                self._record_unknown(grid_id, outcome)
+            return
+        if caller.uid not in (0, int(job["metadata"]["labels"].get(LABEL_UID, -1))):
+            raise NotAllowed(f"job {grid_id} belongs to another user")
+        log.info("cancelling job %s for %s", grid_id, caller.user)
+        self.kube.cancel_job(job["metadata"]["namespace"], job["metadata"]["name"])
 
     def scan(self, caller: Caller) -> int:
         if caller.uid != 0:
@@ -133,58 +141,67 @@ class Bridge:
     # --- recording ------------------------------------------------------------------------
 
     def _on_job(self, kind: str, job: Obj) -> None:
-        with self.lock:
-            if kind == "DELETED":
-                self._settle_deleted(job)
-            else:
-                self._settle(job)
+        if kind == "DELETED":
+            self._settle_deleted(job)
+        else:
+            self._settle(job)
 
     def _on_pod(self, kind: str, pod: Obj) -> None:
         grid_id = _grid_id_of(pod)
-        with self.lock:
-            job = self._cached_job(grid_id) if grid_id else None
-            if job is not None:
-                self._settle(job)
+        job = self._cached_job(grid_id) if grid_id else None
+        if job is not None:
+            self._settle(job)
 
     def _tick(self) -> None:
         # Image-pull grace periods expire without any event; look at the cache, not the API.
         while not self._stop.wait(TICK_SECONDS):
             stuck = {_grid_id_of(p) for p in self.pods.items() if _pulling_failed(p)}
             for job in (j for grid_id in stuck if grid_id for j in self.jobs.lookup(grid_id)):
-                with self.lock:
-                    try:
-                        self._settle(job)
-                    except Exception:
-                        log.exception("settling %s failed", job["metadata"]["name"])
+                try:
+                    self._settle(job)
+                except Exception:
+                    log.exception("settling %s failed", job["metadata"]["name"])
 
     def _settle(self, job: Obj) -> None:
+        """Record the job if it has ended; then (1.20 has no TTL controller) delete it."""
         meta = job["metadata"]
         grid_id = meta["labels"][LABEL_JOB_ID]
         if meta.get("deletionTimestamp"):
             return  # the DELETED event settles it
-        if self.controldir.is_done(grid_id):
-            self.kube.delete_job(meta["namespace"], meta["name"])
-            return
-        outcome = job_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc),
-                              self.config.image_pull_grace_seconds)
-        if outcome is None:
-            return
-        self._record(job, outcome)
-        # 1.20 has no TTL controller: arkd removes what it has recorded.
+        with self.lock:
+            if not self.controldir.is_done(grid_id):
+                outcome = job_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc),
+                                      self.config.image_pull_grace_seconds)
+                if outcome is None:
+                    return
+                self._record(job, outcome)
         self.kube.delete_job(meta["namespace"], meta["name"])
 
     def _settle_deleted(self, job: Obj) -> None:
         grid_id = job["metadata"]["labels"][LABEL_JOB_ID]
-        if self.controldir.is_done(grid_id) or self.controldir.state(grid_id) is None:
-            return
-        self._record(job, deleted_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc)))
+        with self.lock:
+            if self.controldir.is_done(grid_id) or self.controldir.state(grid_id) is None:
+                return
+            self._record(job, deleted_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc)))
 
     def _record(self, job: Obj, outcome: Outcome) -> None:
+        # The session path and uid are arkd's own, checked at submit and kept on the Job.
         meta = job["metadata"]
         grid_id = meta["labels"][LABEL_JOB_ID]
         session = Path(meta["annotations"][ANN_SESSION])
         self.controldir.record(grid_id, session, int(meta["labels"][LABEL_UID]), outcome)
         log.info("job %s ended: %s", grid_id, outcome.lrms_done())
+
+    def _record_unknown(self, grid_id: str, outcome: Outcome) -> int:
+        """Record a job Kubernetes does not know; 1 if this call recorded it."""
+        owner = self.controldir.owner(grid_id)
+        session = find_session(self.config.session_roots, grid_id, owner)
+        with self.lock:
+            if self.controldir.is_done(grid_id):
+                return 0
+            self.controldir.record(grid_id, session, owner or -1, outcome)
+        log.info("job %s ended: %s", grid_id, outcome.lrms_done())
+        return 1
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -194,9 +211,16 @@ class Bridge:
     def _fetch_job(self, grid_id: str) -> Obj | None:
         name = k8s_name(grid_id)
         for vo in self.config.vos.values():
-            if (job := self.kube.get_job(vo.namespace, name)) is not None:
+            job = self.kube.get_job(vo.namespace, name)
+            if job is not None and self._ours(job) and _grid_id_of(job) == grid_id:
                 return job
         return None
+
+    def _ours(self, obj: Obj) -> bool:
+        """A Job or pod arkd made: in a VO's namespace, labelled with that VO."""
+        meta = obj["metadata"]
+        vo = self.config.vos.get(meta.get("labels", {}).get(LABEL_VO, ""))
+        return vo is not None and vo.namespace == meta.get("namespace")
 
     def _pod_of(self, grid_id: str) -> Obj | None:
         pods = self.pods.lookup(grid_id)
@@ -209,14 +233,6 @@ class Bridge:
             return None
         return next((l.split("=", 1)[1] for l in text.splitlines() if l.startswith("localid=")), None)
 
-    def _session_of_unknown(self, grid_id: str) -> Path:
-        try:
-            text = self.controldir.job_file(grid_id, "local").read_text(errors="replace")
-            line = next(l for l in text.splitlines() if l.startswith("sessiondir="))
-            return Path(line.split("=", 1)[1])
-        except (OSError, StopIteration):
-            return Path(self.config.session_roots[0] / grid_id)
-
 
 def _grid_id_of(obj: Obj) -> str | None:
     return obj["metadata"].get("labels", {}).get(LABEL_JOB_ID)
@@ -225,10 +241,3 @@ def _grid_id_of(obj: Obj) -> str | None:
 def _pulling_failed(pod: Obj) -> bool:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return any((s.get("state") or {}).get("waiting", {}).get("reason") in PULL_FAILURES for s in statuses)
-
-
-def _owner(path: Path) -> int:
-    try:
-        return path.lstat().st_uid
-    except OSError:
-        return -1

@@ -5,9 +5,9 @@ every file in it is checked by sha256 (SHA256SUMS at its root, signed by the bun
 
   kubernetes/<version>/      kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl
   *.whl                      Salt with its dependencies for Debian 12's /usr/bin/python3, and the
-                             arc-bridge wheel of this checkout with its dependencies, flat: hosts run
-                             `pip install --no-index --find-links <files_repo>/`
-  arc_bridge-*.whl.sha256    what salt/arc_bridge/installed.sls checks the wheel against
+                             arc-bridge wheel of this checkout with its dependencies, flat; hosts
+                             install each set by URL with pip --require-hashes, the hashes from
+                             pillar ark:wheels (pillar.yaml), never from this server
   images/*.oci.tar           the pod sandbox image (ark/pause:3.2) and a VO base image, OCI archives
   debian/                    a flat apt repository: every .deb the roles install and all they need,
                              Packages, Packages.gz, Release, InRelease, Release.gpg
@@ -23,7 +23,9 @@ OCI layouts); the Debian packages by ark/aptrepo.py from the machine's own apt s
 
 The Kubernetes checksums go into pillar.yaml and the output, for ark:kubernetes:checksums: builds
 from Debian's source are not bit-reproducible, so salt/ark/versions.yaml cannot pin them and each
-bundle's own must be given. The signing key (gpg, --key-home) is made once and kept outside DIR;
+bundle's own must be given. The wheels' sha256s go there too (ark:wheels), for the same reason
+(Salt's are compiled here) and so that a host checks a wheel against the pillar, not against a
+checksum file from the same plain-HTTP server. The signing key (gpg, --key-home) is made once and kept outside DIR;
 hosts trust its public part through pillar ark:apt:repository:key.
 
 A second run into the same DIR reuses what is there: files are linked or copied only when their
@@ -86,8 +88,8 @@ KEY_FILE = "ark-bundle-key.asc"
 PILLAR_FILE = "pillar.yaml"
 SUMS = "SHA256SUMS"
 STATE = ".ark-bundle-state.json"
-# A wheel built twice from the same source is the same file, so its .sha256 (and every host's
-# stamp of it) changes only when the source does.
+# A wheel built twice from the same source is the same file, so its sha256 in ark:wheels (and
+# every host's stamp of it) changes only when the source does.
 WHEEL_EPOCH = "315532800"
 
 Progress = Callable[[str], None]
@@ -151,10 +153,10 @@ def run_bundle(args: argparse.Namespace) -> None:
     with bundle.locked(), aptrepo.signing_key(key_home, say) as key:
         bundle.load_state()
         checksums = bundle.kubernetes(args.kubernetes_bin, version)
-        wheel = bundle.wheels(args.salt_wheels, args.source)
+        wheels = bundle.wheels(args.salt_wheels, args.source)
         bundle.images(args.kubernetes_bin / "pause", args.pause_layout, args.vo_base_layout)
         bundle.debian(key)
-        pillar = bundle.pillar(args.url, key, version, checksums, wheel)
+        pillar = bundle.pillar(args.url, key, version, checksums, wheels)
         bundle.sums(key)
         bundle.save_state()
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
@@ -253,8 +255,9 @@ class Bundle:
             _run([DEBIAN_PYTHON, "-m", "venv", str(venv)], "python3 -m venv (Debian package python3-venv)")
         return venv
 
-    def wheels(self, salt_wheels: Path, source: Path) -> str:
-        """Salt's and arc-bridge's wheels at the bundle root; returns the arc-bridge wheel's name."""
+    def wheels(self, salt_wheels: Path, source: Path) -> dict[str, dict[str, str]]:
+        """Salt's and arc-bridge's wheels at the bundle root; returns each set's wheels with their
+        sha256s, for pillar ark:wheels ({"salt": {file: sha256}, "bridge": {...}})."""
         salt = salt_version(SALT_DIR)
         if not any(salt_wheels.glob(f"salt-{salt}-*.whl")):
             salt_wheels = self.cache / f"salt-{salt}-wheels"
@@ -266,22 +269,23 @@ class Bundle:
                     shutil.rmtree(salt_wheels, ignore_errors=True)
                     shutil.copytree(tmp, salt_wheels)
         self.step(f"wheels: Salt {salt} and its dependencies from {salt_wheels}")
-        wanted = set()
+        salt_set = set()
         for wheel in sorted(salt_wheels.glob("*.whl")):
             place(wheel, self.out / wheel.name)
-            wanted.add(wheel.name)
+            salt_set.add(wheel.name)
+        wanted = set(salt_set)
 
         self.step(f"wheels: arc-bridge from {source}, and its dependencies")
-        bridge, closure = self.bridge(source)
+        _, closure = self.bridge(source)
         wanted |= closure
         for stale in self.out.glob("*.whl"):
             if stale.name not in wanted:
                 stale.unlink()
-        for stale in self.out.glob("*.whl.sha256"):
-            if stale.name != f"{bridge}.sha256":
-                stale.unlink()
+        for stale in self.out.glob("*.whl.sha256"):  # what bundles before ark:wheels had
+            stale.unlink()
         self.check_installable(f"salt=={salt}", wanted)
-        return bridge
+        return {"salt": {name: self.sha256(self.out / name) for name in sorted(salt_set)},
+                        "bridge": {name: self.sha256(self.out / name) for name in sorted(closure)}}
 
     def bridge(self, source: Path) -> tuple[str, set[str]]:
         """The arc-bridge wheel built from `source` and every wheel it installs with (itself
@@ -290,7 +294,7 @@ class Bundle:
             raise ArkError(f"--source {source}: no pyproject.toml, not the arc-bridge source tree")
         digest = source_digest(source)
         last = self.state.get("bridge") or {}
-        if (last.get("source") == digest and (self.out / f"{last.get('wheel')}.sha256").exists()
+        if (last.get("source") == digest and (self.out / str(last.get("wheel"))).exists()
                 and all((self.out / name).exists() for name in last.get("closure", [None]))):
             self.step(f"    {last['wheel']}: source unchanged, wheel and dependencies there")
             return last["wheel"], set(last["closure"])
@@ -319,7 +323,6 @@ class Bundle:
                 target.with_name(f".{wheel.name}.partial").rename(target)
             else:
                 self.step(f"    {wheel.name}: unchanged")
-        _write_if_changed(self.out / f"{wheel.name}.sha256", f"{self.sha256(target)}  {wheel.name}\n")
         return wheel.name
 
     def bridge_dependencies(self, bridge: str) -> set[str]:
@@ -395,22 +398,23 @@ class Bundle:
     # --- what the admin gets -------------------------------------------------------------------
 
     def pillar(self, url: str | None, key: aptrepo.SigningKey, version: str, checksums: dict[str, str],
-               wheel: str) -> str:
+               wheels: dict[str, dict[str, str]]) -> str:
         _write_if_changed(self.out / KEY_FILE, key.public)
         files_repo = url.rstrip("/") if url else "<files_repo>"
         pillar = {"ark": {
             "files_repo": files_repo,
             "apt": {"proxy": "", "repository": {"url": f"{files_repo}/debian", "key": key.public}},
             "kubernetes": {"version": version, "checksums": {version: checksums}},
-            "bridge": {"wheel": wheel},
+            "wheels": wheels,
         }}
         text = (
             "# Pillar `ark` keys for a site whose files repository (ark:files_repo) serves this bundle, made by\n"
             "# ark bundle: merge them into the site's pillar (or the inventory's site.settings)."
             + ("" if url else " Replace <files_repo>\n# with the URL the site serves the bundle at (or run ark bundle "
                               "--url URL).") + "\n"
-            "# The Kubernetes checksums are this bundle's own: binaries built from Debian's source are not\n"
-            "# bit-reproducible, so salt/ark/versions.yaml cannot pin them and the pillar does.\n"
+            "# The Kubernetes and wheel checksums are this bundle's own: binaries built from Debian's source\n"
+            "# and Salt's compiled wheels are not bit-reproducible, so salt/ark/versions.yaml cannot pin them\n"
+            "# and the pillar does.\n"
             + yaml.dump(pillar, Dumper=_PillarDumper, default_flow_style=False, sort_keys=False, width=1000)
         )
         _write_if_changed(self.out / PILLAR_FILE, text)

@@ -5,8 +5,11 @@ For every host of the inventory (testinfra's ssh backend, the SSH settings `ark 
 - exactly the roles' TCP ports listen, on the expected addresses, plus sshd; nothing on UDP
   (LISTENERS, HOST_LISTENERS);
 - keys and secrets root:root 0600 (SECRET_FILES), the registry's accounts root:www-data 0640
-  (GROUP_FILES);
-- the same CA certificate (CA_CERT) as every other host, and as the pillar's site CA if it gives one.
+  (GROUP_FILES), etcd's keys etcd:etcd 0600 (SERVICE_FILES);
+- the same CA certificate (CA_CERT) as every other host, and as the pillar's site CA if it gives one;
+- what a local account without privileges (nobody) must not reach on the host: etcd (control
+  plane), which holds every Secret, and the registry's backend (registry), which takes any push
+  (LOCAL_PROBES).
 Then for the site:
 - every worker Ready (kubectl with the admin kubeconfig on the control-plane host);
 - the registry, over HTTPS verified with the CA fetched from the registry host: anonymous pulls
@@ -71,7 +74,7 @@ SECRET_FILES = {
     HOST: ("/etc/ark/pki/ca.key",),
     "control-plane": ("/etc/ark/pki/sa.key", "/etc/ark/pki/apiserver.key", "/etc/ark/pki/apiserver-kubelet-client.key",
                       "/etc/ark/pki/controller-manager.key", "/etc/ark/pki/scheduler.key", "/etc/ark/pki/admin.key",
-                      "/etc/ark/admin.kubeconfig"),
+                      "/etc/ark/admin.kubeconfig", "/etc/ark/pki/apiserver-etcd-client.key", "/etc/ark/pki/etcd/ca.key"),
     "worker": ("/etc/ark/pki/kubelet.key", "/etc/ark/pki/kubelet-serving.key", "/etc/containerd/config.toml"),
     "registry": ("/etc/ark/pki/registry.key",),
     "ce": ("/etc/ark/pki/admin.key", "/etc/ark/pki/arkd.key", "/etc/ark/pki/arex.key", "/etc/ark/arex/hostkey.pem",
@@ -81,6 +84,10 @@ SECRET_FILES = {
 # check the registry accounts.
 GROUP_FILES = {
     "registry": {"/etc/ark/registry/htpasswd": "www-data"},
+}
+# Keys of a service that reads them as its own account: path -> account, which owns them, 0600.
+SERVICE_FILES = {
+    "control-plane": {"/etc/ark/pki/etcd/server.key": "etcd", "/etc/ark/pki/etcd/peer.key": "etcd"},
 }
 # Every TCP listener, by process (ss truncates names to 15 characters). The address:port is
 # formatted with the host's facts (listen_facts): {ip} the host's address, the ports and listen
@@ -92,13 +99,37 @@ LISTENERS = {
                       ("kube-apiserver", "{ip}:{apiserver_port}"),
                       ("kube-controller", "127.0.0.1:10257"), ("kube-scheduler", "127.0.0.1:10259")},
     "worker": {("kubelet", "{ip}:10250"), ("kubelet", "127.0.0.1:10248"), ("containerd", "127.0.0.1:*")},
-    "registry": {("nginx", "{registry_address}:{registry_port}"),
-                 ("docker-registry", "127.0.0.1:{registry_backend_port}")},
+    "registry": {("nginx", "{registry_address}:{registry_port}")},  # the registry itself: a Unix socket
     "ce": {("arched", "{arex_listen}:{arex_port}")},  # A-REX's REST interface, on pillar ark:arex:listen only
 }
 # Every host: sshd, which the site admin deploys and checks through.
 HOST_LISTENERS = {("sshd", "0.0.0.0:{ssh_port}"), ("sshd", "[::]:{ssh_port}")}
 CA_CERT = "/etc/ark/pki/ca.crt"
+# Per role, what an unprivileged local account must not reach, and a probe run as nobody with the
+# host's python3 that prints "closed: <why>" or "open: <what answered>".
+_ETCD_PROBE = '''
+import ssl, urllib.request
+def answers(url, context=None):
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=context) as reply:
+            return "etcdserver" in reply.read(300).decode("utf-8", "replace")
+    except Exception:
+        return False
+anyone = ssl.create_default_context()
+anyone.check_hostname, anyone.verify_mode = False, ssl.CERT_NONE
+opened = [url for url, ctx in (("http://127.0.0.1:2379/version", None), ("https://127.0.0.1:2379/version", anyone))
+          if answers(url, ctx)]
+print("open: " + " ".join(opened) if opened else "closed: no answer without etcd's client certificate")
+'''
+_REGISTRY_PROBE = '''
+import socket
+try:
+    socket.socket(socket.AF_UNIX).connect("/run/ark-registry/registry.sock")
+    print("open: /run/ark-registry/registry.sock")
+except OSError as e:
+    print("closed: /run/ark-registry/registry.sock: " + e.strerror)
+'''
+LOCAL_PROBES = {"control-plane": ("etcd", _ETCD_PROBE), "registry": ("the registry backend", _REGISTRY_PROBE)}
 
 NODE_READY_WAIT = 60.0  # seconds a worker may take to turn Ready (just after a deploy)
 JOB_TIMEOUT = 180.0  # seconds for the check's Job to run to Complete, image pull included
@@ -115,7 +146,7 @@ Progress = Callable[[str], None]
 class Finding:
     host: str
     role: str  # one of ROLE_ORDER
-    check: str  # "ssh", "services", "ports", "secrets", "ca", "node", "accounts", "job"
+    check: str  # "ssh", "services", "ports", "secrets", "local-access", "ca", "node", "accounts", "job"
     ok: bool
     detail: str  # one line: what was found
     hint: str = ""  # on failure: what to look at next
@@ -234,7 +265,6 @@ def listen_facts(host: SiteHost) -> dict[str, Any]:
         "apiserver_port": ((ark.get("kubernetes") or {}).get("apiserver") or {}).get("port", 6443),
         "registry_address": registry.get("address") or host.address,
         "registry_port": registry.get("port", 5000),
-        "registry_backend_port": registry.get("backend_port", 5001),
         "arex_listen": "*" if listen == "0.0.0.0" else listen,
         "arex_port": arex.get("port", 8443),
     }
@@ -317,6 +347,7 @@ def compare_files(host: SiteHost, stats: dict[str, tuple[str, str, int]]) -> lis
     for role in (r for r in ROLE_ORDER if r == HOST or r in host.roles):
         wanted = {path: ("root", "root", 0o600) for path in SECRET_FILES.get(role, ())}
         wanted.update({path: ("root", group, 0o640) for path, group in GROUP_FILES.get(role, {}).items()})
+        wanted.update({path: (user, user, 0o600) for path, user in SERVICE_FILES.get(role, {}).items()})
         if not wanted:
             continue
         problems = []
@@ -441,9 +472,26 @@ def check_ports(infra: Any, host: SiteHost) -> list[Finding]:
 
 def check_files(infra: Any, host: SiteHost) -> list[Finding]:
     paths = sorted({p for role in (HOST, *host.roles) for p in SECRET_FILES.get(role, ())}
-                   | {p for role in host.roles for p in GROUP_FILES.get(role, {})})
+                   | {p for role in host.roles for p in GROUP_FILES.get(role, {})}
+                   | {p for role in host.roles for p in SERVICE_FILES.get(role, {})})
     result = infra.run("stat -c '%%U %%G %%a %%n' " + " ".join(["%s"] * len(paths)), *paths)
     return compare_files(host, parse_stat(result.stdout))
+
+
+def check_local_access(infra: Any, host: SiteHost) -> list[Finding]:
+    findings = []
+    for role in (r for r in ROLE_ORDER if r in host.roles and r in LOCAL_PROBES):
+        what, probe = LOCAL_PROBES[role]
+        result = infra.run("setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c %s", probe)
+        answer = result.stdout.strip() or f"probe failed: {_last(result.stderr)}"
+        if answer.startswith("closed: "):
+            findings.append(Finding(host.name, role, "local-access", True,
+                                    f"{what} refuses a local account without privileges ({answer[8:]})"))
+        else:
+            findings.append(Finding(host.name, role, "local-access", False,
+                                    f"{what} is open to every local account ({answer})",
+                                    f"run highstate on {host.name}; a local account must never reach {what}"))
+    return findings
 
 
 def read_ca(infra: Any) -> str | None:
@@ -856,10 +904,10 @@ def check_site(site: Site, infras: Mapping[str, Any], *, ssh: Mapping[str, Findi
             findings.append(ssh[host.name])
         if host.name not in reachable:
             continue
-        progress(f"{host.name}: services, ports, secrets, CA")
+        progress(f"{host.name}: services, ports, secrets, local access, CA")
         infra = infras[host.name]
         for role, name, run in ((host.roles[0], "services", check_services), (HOST, "ports", check_ports),
-                                (HOST, "secrets", check_files)):
+                                (HOST, "secrets", check_files), (host.roles[0], "local-access", check_local_access)):
             findings += _guarded(host.name, role, name, lambda: run(infra, host))
         cas[host.name] = _guarded(host.name, HOST, "ca", lambda: read_ca(infra), findings)
     pillar_ca = ((site.hosts[0].pillar.get("pki") or {}).get("ca") or {}).get("cert") if site.hosts else None

@@ -2,9 +2,10 @@
 
 For every host of the inventory (ansible-runner with ark/playbooks/deploy.yml, SSH as the
 inventory says):
-1. Salt (the version salt/ark/versions.yaml names, key `salt`) in a virtualenv /opt/salt, from
-   the wheels at the root of the site's files repository (pillar ark:files_repo) with no package
-   index; skipped when that version is there already. Debian's python3-venv must be installed.
+1. Salt (the version salt/ark/versions.yaml names, key `salt`) in a virtualenv /opt/salt: exactly
+   the wheels pillar ark:wheels:salt lists, from the site's files repository (pillar
+   ark:files_repo), each checked against its sha256 there (pip --require-hashes); skipped when
+   that version is there already. Debian's python3-venv must be installed.
 2. The Salt tree to /srv/ark/salt and the pillar tree (the *.sls files `ark init` writes) to
    /srv/ark/pillar, root only; /etc/salt/minion names the host (minion id = inventory name) and
    the two trees, masterless.
@@ -25,6 +26,7 @@ import contextlib
 import fnmatch
 import io
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -173,14 +175,36 @@ def _read_sls(path: Path) -> Any:
         raise ArkError(f"pillar {path}: not plain YAML (ark deploy reads ark:files_repo from it): {e}") from None
 
 
-def pip_install(files_repo: str, version: str) -> list[str]:
-    """The command that installs Salt from the wheels at the root of the files repository."""
-    argv = [f"{SALT_VENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check", "--no-index",
-            "--find-links", files_repo.rstrip("/") + "/"]
+SALT_REQUIREMENTS = f"{SALT_VENV}/ark-requirements.txt"
+
+
+def salt_requirements(files_repo: str, wheels: Mapping[str, str]) -> str:
+    """Salt and every wheel it installs with, by URL, each with its sha256 from pillar ark:wheels:salt:
+    what pip --require-hashes installs, whatever the files server says."""
+    base = files_repo.rstrip("/")
+    return "".join(f"{base}/{name} --hash=sha256:{sha256}\n" for name, sha256 in sorted(wheels.items()))
+
+
+def pip_install(files_repo: str) -> list[str]:
+    """The command that installs the wheels SALT_REQUIREMENTS lists, and nothing else."""
+    argv = [f"{SALT_VENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+            "--require-hashes", "-r", SALT_REQUIREMENTS]
     url = urlsplit(files_repo)
     if url.scheme == "http" and url.hostname:
         argv += ["--trusted-host", url.hostname]  # plain HTTP inside the site, as the formulas do
-    return argv + [f"salt=={version}"]
+    return argv
+
+
+def salt_wheels(pillar_dir: Path, host: str, version: str) -> dict[str, str]:
+    """Pillar ark:wheels:salt for `host`, checked: it must hold Salt `version`'s wheel."""
+    wheels = pillar_value(pillar_dir, host, "ark:wheels:salt")
+    if not isinstance(wheels, dict) or not any(str(name).startswith(f"salt-{version}-") for name in wheels):
+        raise ArkError(f"pillar {pillar_dir} gives host {host} no ark:wheels:salt with Salt {version}'s wheel: "
+                       "merge the pillar.yaml of ark bundle into the inventory's site settings")
+    bad = sorted(str(name) for name, sha256 in wheels.items() if not re.fullmatch(r"[0-9a-f]{64}", str(sha256)))
+    if bad:
+        raise ArkError(f"pillar ark:wheels:salt:{bad[0]}: not a sha256 (64 lower-case hex digits)")
+    return {str(name): str(sha256) for name, sha256 in wheels.items()}
 
 
 def minion_config(name: str, options: Mapping[str, Any] | None = None) -> str:
@@ -268,8 +292,8 @@ def pinned_known_hosts(hosts: Iterable[InventoryHost]) -> str:
     return "".join(f"{h.name} {h.ssh_host_key}\n" for h in hosts if h.ssh_host_key)
 
 
-def ansible_inventory(hosts: Sequence[InventoryHost], *, files_repo: dict[str, str], version: str,
-                      known_hosts: Path, pinned: Path, ssh_key: Path | None,
+def ansible_inventory(hosts: Sequence[InventoryHost], *, files_repo: dict[str, str],
+                      wheels: dict[str, dict[str, str]], known_hosts: Path, pinned: Path, ssh_key: Path | None,
                       minion_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The inventory ansible-runner gets: each host's SSH settings and deploy variables, grouped
     by its first role (deploy.yml runs the groups in ROLE_ORDER)."""
@@ -283,7 +307,8 @@ def ansible_inventory(hosts: Sequence[InventoryHost], *, files_repo: dict[str, s
             "ansible_ssh_common_args": shlex.join(ssh_options(
                 host, known_hosts=known_hosts, pinned=pinned, recorded=is_recorded(known_hosts, host.name),
                 ssh_key=ssh_key)),
-            "ark_pip_install": pip_install(files_repo[host.name], version),
+            "ark_pip_install": pip_install(files_repo[host.name]),
+            "ark_salt_requirements": salt_requirements(files_repo[host.name], wheels[host.name]),
             "ark_minion_config": minion_config(host.name, minion_options),
         }
         if ssh_key:
@@ -454,6 +479,7 @@ def deploy(
             raise ArkError(f"pillar {pillar_dir} gives host {host.name} no ark:files_repo: the site's files "
                            "repository, which holds Salt's wheels")
         files_repo[host.name] = repo
+    wheels = {host.name: salt_wheels(pillar_dir, host.name, version) for host in hosts}
     if ssh_key and not ssh_key.is_file():
         raise ArkError(f"SSH key {ssh_key} does not exist")
     groups = role_groups(hosts)
@@ -474,7 +500,7 @@ def deploy(
                 private_data_dir=str(work / "runner"),
                 project_dir=str(PLAYBOOKS),
                 playbook="deploy.yml",
-                inventory=ansible_inventory(hosts, files_repo=files_repo, version=version, known_hosts=known_hosts,
+                inventory=ansible_inventory(hosts, files_repo=files_repo, wheels=wheels, known_hosts=known_hosts,
                                             pinned=pinned, ssh_key=ssh_key, minion_options=minion_options),
                 extravars={
                     "ark_salt_version": version,

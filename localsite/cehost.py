@@ -31,7 +31,7 @@ AREX_UNITS = ("arc-arex-ws", "arc-arex")
 KUBECTL = ("kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig")
 # Where the LRMS scripts run the stdlib-only client from (arc-bridge install-lrms), as A-REX's
 # mapped users do: Debian's python3, no site packages.
-CLIENT = ("env", "PYTHONPATH=/usr/share/arc/ark", "/usr/bin/python3", "-S", "-m", "arc_bridge.client")
+CLIENT = ("env", "PYTHONPATH=/usr/share/arc/ark", "/usr/bin/python3", "-S", "-P", "-m", "arc_bridge.client")
 
 
 @dataclass
@@ -90,7 +90,8 @@ class CeHost:
             self.start_arkd()
 
     def new_job(self, user: str, script: str, **options: str) -> GridJob:
-        """Files as A-REX leaves them just before it calls submit-kubernetes-job."""
+        """Files as A-REX leaves them just before it calls submit-kubernetes-job: ARC 6.17 hands
+        the job's control files (grami, .local, status) to the job's user."""
         grid_id = secrets.token_hex(16)
         uid = self.uid(user)
         session = self.sessions / grid_id
@@ -102,23 +103,30 @@ class CeHost:
         grami.write_text("".join(f"joboption_{k}={quote(v)}\n" for k, v in fields.items()))
         script_path = self.scripts / f"{grid_id}.sh"
         script_path.write_text(script)
-        for path in (grami, script_path):
+        local = self.controldir.job_file(grid_id, "local")
+        local.write_text(f"sessiondir={self.inside(session)}\n")
+        status = self.controldir.status_file(grid_id)
+        status.write_text("SUBMIT")
+        for path in (grami, script_path, local, status):
             os.chown(path, uid, uid)
-        self.controldir.status_file(grid_id).write_text("SUBMIT")
         job = GridJob(grid_id, user, grami, script_path, session)
         self.jobs.append(job)
         return job
 
-    def client(self, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-        """The stdlib client as the LRMS scripts run it, as the mapped user, inside the CE host."""
+    def as_user(self, user: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """A command inside the CE host as a local account (or root), with that account's rights only."""
         uid = self.uid(user) if user != "root" else 0
         prefix = ("setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups") if uid else ()
-        return self.ce.run(*prefix, *CLIENT, "--socket", self.socket, *args, timeout=60)
+        return self.ce.run(*prefix, *args, timeout=timeout)
+
+    def client(self, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """The stdlib client as the LRMS scripts run it, as the mapped user, inside the CE host."""
+        return self.as_user(user, *CLIENT, "--socket", self.socket, *args)
 
     def submit(self, job: GridJob, user: str | None = None) -> subprocess.CompletedProcess[str]:
         result = self.client(user or job.user, "submit", self.inside(job.grami), self.inside(job.script))
         if result.returncode == 0:
-            # What A-REX does after a successful submit.
+            # What A-REX does after a successful submit (rewriting a file keeps its owner).
             self.controldir.job_file(job.grid_id, "local").write_text(
                 f"localid={self.local_id(job)}\nsessiondir={self.inside(job.session)}\n")
             self.controldir.status_file(job.grid_id).write_text("INLRMS")

@@ -242,7 +242,7 @@ def site_inventory(plan: SitePlan, hosts: dict[str, Host], directory: Path, bund
             },
         },
         "arex": {"hostname": ce, "listen": plan.address(ce), "infoprovider_period": 10},
-        "bridge": {"wheel": made_for_bundle["bridge"]["wheel"]},
+        "wheels": made_for_bundle["wheels"],
     }
     inventory = {
         "site": {"pillar": str(REPO / "pillar" / "site.sls"), "settings": merge(settings, extra or {})},

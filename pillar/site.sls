@@ -100,10 +100,9 @@ ark:
     # Where the registry serves TLS with the site PKI (default: node_ip on the registry host,
     # required on worker and ce hosts without that role; port 5000). VO images live under
     # <address>:<port>/vo-<VO name>/. nginx serves this address and checks the accounts; the
-    # registry itself listens on 127.0.0.1:backend_port.
+    # registry itself listens only on a Unix socket that nginx's workers alone may open.
     address: 10.213.0.2
     port: 5000
-    backend_port: 5001
     # The account containerd and the VOs' pods pull with (an image pull secret in every VO
     # namespace); needed on registry, worker and ce hosts. Secret: change it.
     pull_user:
@@ -213,10 +212,17 @@ ark:
     wakeupperiod: 180
     infoprovider_period: null
 
+  # sha256 of each wheel in files_repo, per set: salt (what ark deploy installs Salt from) and
+  # bridge (arc-bridge and its dependencies, installed on the CE). Hosts install exactly these
+  # files and check each against its sha256 here, never against the files server. ark bundle
+  # writes both sets into its pillar.yaml (Salt's wheels are compiled, so each bundle has its own):
+  #   salt: {salt-3008.4-py3-none-any.whl: <sha256>, ...}
+  #   bridge: {arc_bridge-0.1.0-py3-none-any.whl: <sha256>, PyYAML-...whl: <sha256>, ...}
+  wheels:
+    salt: {}
+    bridge: {}
+
   bridge:
-    # The arc_bridge wheel under files_repo, with <wheel>.sha256 beside it and its dependencies'
-    # wheels in the same directory.
-    wheel: arc_bridge-0.1.0-py3-none-any.whl
     # The virtualenv arkd and arc-bridge are installed into.
     venv: /opt/ark/venv
     # arkd's Unix socket (/run/DIR/NAME); the LRMS scripts connect to it.

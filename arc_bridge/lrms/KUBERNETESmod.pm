@@ -26,7 +26,7 @@ sub get_lrms_options_schema {
 sub arkd_info {
     my $dir = dirname(__FILE__);
     local $ENV{PYTHONPATH} = "$dir/ark";
-    my $out = `/usr/bin/python3 -S -m arc_bridge.client info`;
+    my $out = `/usr/bin/python3 -S -P -m arc_bridge.client info`;
     if ($? != 0) {
         $log->warning("arkd did not answer: $out");
         return undef;

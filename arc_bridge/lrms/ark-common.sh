@@ -2,9 +2,11 @@
 
 # The arkd client: stdlib-only Python run with Debian's interpreter, because these scripts run as
 # the mapped grid user, who cannot read a virtualenv under /root. It finds arkd's socket in
-# [custom:kubernetes] socket of $ARC_CONFIG (default /run/arkd/arkd.sock).
+# [custom:kubernetes] socket of $ARC_CONFIG (default /run/arkd/arkd.sock). -S and -P: neither
+# site-packages nor the working directory (the user's session, when A-REX runs this) can put
+# modules of the user's choosing on the path.
 ark_client () {
-  ARC_CONFIG="$ARC_CONFIG" PYTHONPATH="${pkgdatadir}/ark" /usr/bin/python3 -S -m arc_bridge.client "$@"
+  ARC_CONFIG="$ARC_CONFIG" PYTHONPATH="${pkgdatadir}/ark" /usr/bin/python3 -S -P -m arc_bridge.client "$@"
 }
 
 # ARC's parse_arc_conf starts arcconfig-parser once per block (common, arex, lrms, queue), and

@@ -17,6 +17,10 @@ arc-bridge-config-managed:
     - require:
       - cmd: arc-bridge-package-installed
 
+{#- arkd writes only A-REX's control directory and the session roots (results, .diag); the
+    rest of the system is read-only to it. /home stays readable only where a root lies under it. #}
+{%- set writable = [ark.bridge_config.controldir] + ark.bridge_config.session_roots %}
+{%- set under_home = writable | select('match', '^/(home|root|run/user)(/|$)') | list %}
 arkd-unit-managed:
   file.managed:
     - name: /etc/systemd/system/arkd.service
@@ -34,6 +38,25 @@ arkd-unit-managed:
         StateDirectory=arkd
         Restart=on-failure
         RestartSec=5
+        # Room for the connection cap (arc_bridge.server) and the API server's connections.
+        LimitNOFILE=4096
+        # Root, but only what handing files to job users needs: reading and appending to their
+        # files (DAC override) and giving them the .diag and .comment it creates (chown).
+        CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER
+        NoNewPrivileges=yes
+        ProtectSystem=strict
+        ReadWritePaths={{ writable | join(' ') }}
+        ProtectHome={{ 'read-only' if under_home else 'yes' }}
+        PrivateTmp=yes
+        PrivateDevices=yes
+        ProtectKernelTunables=yes
+        ProtectKernelModules=yes
+        ProtectControlGroups=yes
+        RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+        RestrictNamespaces=yes
+        RestrictSUIDSGID=yes
+        LockPersonality=yes
+        SystemCallArchitectures=native
 
         [Install]
         WantedBy=multi-user.target

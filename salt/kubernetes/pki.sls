@@ -12,15 +12,17 @@
 {%- endmacro %}
 
 {#- id: the state IDs are ark-pki-<id>-key and ark-pki-<id>-cert. subject: CN, and O for a
-    Kubernetes group. usage: extendedKeyUsage. sans: subjectAltName entries. #}
-{%- macro leaf(id, cert, key, subject, usage, sans=[]) %}
+    Kubernetes group. usage: extendedKeyUsage. sans: subjectAltName entries. ca: the signing CA
+    (state ID, cert, key), the site CA by default. owner: who reads the key (the service's user). #}
+{%- set site_ca = {'state': 'ark-pki-ca', 'cert': k8s.ca_cert, 'key': k8s.ca_key} %}
+{%- macro leaf(id, cert, key, subject, usage, sans=[], ca=site_ca, owner='root') %}
 ark-pki-{{ id }}-key:
   x509.private_key_managed:
     - name: {{ key }}
     - algo: ec
     - keysize: 256
-    - user: root
-    - group: root
+    - user: {{ owner }}
+    - group: {{ owner }}
     - mode: '0600'
     - makedirs: True
     - require:
@@ -29,8 +31,8 @@ ark-pki-{{ id }}-key:
 ark-pki-{{ id }}-cert:
   x509.certificate_managed:
     - name: {{ cert }}
-    - signing_cert: {{ k8s.ca_cert }}
-    - signing_private_key: {{ k8s.ca_key }}
+    - signing_cert: {{ ca.cert }}
+    - signing_private_key: {{ ca.key }}
     - private_key: {{ key }}
     - subject: {{ subject | json }}
     - basicConstraints: critical, CA:false
@@ -46,7 +48,7 @@ ark-pki-{{ id }}-cert:
     - mode: '0644'
     - makedirs: True
     - require:
-      - ark-pki-ca
+      - {{ ca.state }}
       - x509: ark-pki-{{ id }}-key
 {%- endmacro %}
 
@@ -125,6 +127,59 @@ ark-pki-ca:
         {'CN': 'system:kube-controller-manager'}, 'clientAuth') }}
 {{ leaf('scheduler', k8s.pki ~ '/scheduler.crt', k8s.pki ~ '/scheduler.key',
         {'CN': 'system:kube-scheduler'}, 'clientAuth') }}
+
+{#- etcd's own CA, made on this host and never leaving it: etcd trusts only what it signs, so of
+    all the certificates on the site, only the API server's etcd client certificate opens etcd
+    (with the site CA, any kubelet's or arkd's would). Server and peer certificates for loopback;
+    etcd runs as etcd and reads its keys itself. #}
+{%- set etcd_ca = {'state': 'ark-pki-etcd-ca', 'cert': k8s.etcd_pki ~ '/ca.crt', 'key': k8s.etcd_pki ~ '/ca.key'} %}
+{#- Made before any file in it: a directory a key state makes is root's alone, and etcd reads its
+    certificates here. #}
+ark-pki-etcd-dir:
+  file.directory:
+    - name: {{ k8s.etcd_pki }}
+    - user: root
+    - group: root
+    - mode: '0755'
+    - require:
+      - file: ark-pki-dir
+    - require_in:
+      - x509: ark-pki-etcd-server-key
+      - x509: ark-pki-etcd-peer-key
+
+ark-pki-etcd-ca-key:
+  x509.private_key_managed:
+    - name: {{ etcd_ca.key }}
+    - algo: ec
+    - keysize: 256
+    - user: root
+    - group: root
+    - mode: '0600'
+    - require:
+      - file: ark-pki-etcd-dir
+
+ark-pki-etcd-ca:
+  x509.certificate_managed:
+    - name: {{ etcd_ca.cert }}
+    - signing_private_key: {{ etcd_ca.key }}
+    - CN: ark-etcd-ca
+    - basicConstraints: critical, CA:true
+    - keyUsage: critical, keyCertSign, cRLSign, digitalSignature
+    - subjectKeyIdentifier: hash
+    - days_valid: 3650
+    - days_remaining: 90
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - x509: ark-pki-etcd-ca-key
+{#- clientAuth too: etcd's own HTTP gateway connects to its gRPC port with this certificate. #}
+{{ leaf('etcd-server', k8s.etcd_pki ~ '/server.crt', k8s.etcd_pki ~ '/server.key',
+        {'CN': 'ark-etcd'}, 'serverAuth, clientAuth', ['IP:127.0.0.1'], ca=etcd_ca, owner='etcd') }}
+{{ leaf('etcd-peer', k8s.etcd_pki ~ '/peer.crt', k8s.etcd_pki ~ '/peer.key',
+        {'CN': 'ark-etcd'}, 'serverAuth, clientAuth', ['IP:127.0.0.1'], ca=etcd_ca, owner='etcd') }}
+{{ leaf('apiserver-etcd-client', k8s.pki ~ '/apiserver-etcd-client.crt', k8s.pki ~ '/apiserver-etcd-client.key',
+        {'CN': 'kube-apiserver-etcd-client'}, 'clientAuth', ca=etcd_ca) }}
 
 {#- Service-account tokens: the controller-manager and apiserver sign with the key, the
     apiserver verifies with the public half. #}

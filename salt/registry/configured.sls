@@ -1,9 +1,12 @@
 {%- from "ark/map.jinja" import ark with context %}
 {%- set users = [ark.registry.pull_user, ark.registry.admin_user] + (ark.registry.push_users.values() | list) %}
 {%- set htpasswd = '/etc/ark/registry/htpasswd' %}
-{#- Plain HTTP on loopback, no accounts of its own: nginx in front does TLS, accounts and
-    permissions (files/nginx-registry.conf.jinja). Relative URLs: upload locations then work
+{#- No accounts of its own: nginx in front does TLS, accounts and permissions
+    (files/nginx-registry.conf.jinja). So the registry listens on a Unix socket in a directory
+    only its own account and nginx's workers (group ark-registry) may enter: on loopback, any
+    local account could push anything anywhere. Relative URLs: upload locations then work
     through the proxy. #}
+{%- set socket_dir = '/run/ark-registry' %}
 {%- set config = {
       'version': 0.1,
       'log': {'fields': {'service': 'registry'}},
@@ -13,7 +16,8 @@
         'cache': {'blobdescriptor': 'inmemory'},
       },
       'http': {
-        'addr': '127.0.0.1:' ~ ark.registry.backend_port,
+        'net': 'unix',
+        'addr': socket_dir ~ '/registry.sock',
         'relativeurls': True,
         'headers': {'X-Content-Type-Options': ['nosniff']},
       },
@@ -34,6 +38,43 @@ registry-config-managed:
     - require:
       - pkg: registry-packages-installed
 
+{#- The socket's group. The registry runs with it as its primary group and a umask that keeps
+    what it creates from others (the socket then is 0770); its storage stays under a directory of
+    its own account's. nginx's workers join the group when they start (initgroups). #}
+registry-socket-group-present:
+  group.present:
+    - name: ark-registry
+    - system: True
+    - addusers:
+      - www-data
+    - require:
+      - pkg: registry-packages-installed
+
+registry-service-dropin-managed:
+  file.managed:
+    - name: /etc/systemd/system/docker-registry.service.d/ark.conf
+    - user: root
+    - group: root
+    - mode: "0644"
+    - makedirs: True
+    - contents: |
+        # Managed by Salt (salt/registry): the registry's socket, for nginx's workers only.
+        [Service]
+        Group=ark-registry
+        SupplementaryGroups=docker-registry
+        UMask=0007
+        RuntimeDirectory={{ socket_dir.split('/')[-1] }}
+        RuntimeDirectoryMode=0750
+    - require:
+      - group: registry-socket-group-present
+
+{#- systemd only sees a new or changed drop-in after a reload. #}
+registry-service-dropin-loaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: registry-service-dropin-managed
+
 {#- nginx's master reads the TLS key as root; its workers (www-data) read the accounts. #}
 registry-proxy-configured:
   file.managed:
@@ -42,6 +83,7 @@ registry-proxy-configured:
     - template: jinja
     - context:
         htpasswd: {{ htpasswd }}
+        backend: {{ config.http.addr }}
     - user: root
     - group: root
     - mode: "0644"

@@ -7,6 +7,7 @@ registry-service-running:
     - enable: True
     - watch:
       - file: registry-config-managed
+      - cmd: registry-service-dropin-loaded
     - require:
       - file: registry-storage-present
 
@@ -30,6 +31,7 @@ registry-proxy-running:
       - file: registry-proxy-configured
       - file: registry-proxy-default-site-absent
       - x509: ark-pki-registry-cert
+      - group: registry-socket-group-present  # new workers pick up the group
     - require:
       - cmd: registry-proxy-config-valid
       - service: registry-service-running

@@ -62,6 +62,7 @@ BAD_PILLARS = {
     "bad_pod_cidr_overlap": "kubernetes:pod_cidr",
     "bad_service_cidr": "kubernetes:service_cidr",
     "bad_rte_null_and_image": "vos:beta:runtime_environments:ENV/PROXY",
+    "bad_wheel_sha256": "wheels:bridge:arc_bridge-0.1.0-py3-none-any.whl",
     # a host of a split site without the site's CA, or with a key that is not the CA's
     "role_worker": "pki:ca",
     "bad_ca_mismatch": "pki:ca:key",
@@ -104,7 +105,8 @@ def runs(salt_render) -> dict[tuple[str, str], SaltRun]:
     jobs[("bad-highstate", HIGHSTATE_BAD)] = (BASE + (HIGHSTATE_BAD,), "state.highstate", "mock=True")
     # A file template is rendered only when its state runs: render the registry proxy's here.
     jobs[("nginx", "two-vos")] = (SITES["two-vos"][0], "cp.get_template", NGINX_TEMPLATE,
-                                  str(salt_render.workdir / "nginx-two-vos.conf"), "htpasswd=/etc/ark/registry/htpasswd")
+                                  str(salt_render.workdir / "nginx-two-vos.conf"), "htpasswd=/etc/ark/registry/htpasswd",
+                                  "backend=/run/ark-registry/registry.sock")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         futures = {key: pool.submit(salt_render, job[0], *job[1:]) for key, job in jobs.items()}
         return {key: future.result() for key, future in futures.items()}
@@ -207,12 +209,16 @@ def test_bridge_config_is_one_arkd_accepts(runs, site):
 
 def test_registry_listens_only_behind_its_proxy(runs):
     """Debian's config listens on every address with broken accounts (htpasswd.path is a
-    directory); ARK's serves loopback only, for nginx, which does TLS, accounts and permissions."""
+    directory); ARK's serves a Unix socket only nginx's workers may open, and nginx does TLS,
+    accounts and permissions."""
     run = runs[("sls", "registry")]
     if "registry-config-managed" not in (run.result or {}):
         pytest.skip("the registry states did not render (see test_site_renders)")
     config = yaml.safe_load(file_contents(run, "registry-config-managed"))
-    assert config["http"]["addr"] == "127.0.0.1:5001"
+    assert config["http"] == {**config["http"], "net": "unix", "addr": "/run/ark-registry/registry.sock"}
+    assert arguments(run, "registry-proxy-configured")["context"]["backend"] == config["http"]["addr"]
+    dropin = file_contents(run, "registry-service-dropin-managed")
+    assert "Group=ark-registry\n" in dropin and "UMask=0007\n" in dropin and "RuntimeDirectoryMode=0750\n" in dropin
     assert "auth" not in config and "tls" not in config["http"]
     assert config["storage"]["delete"] == {"enabled": True}
 
@@ -303,7 +309,8 @@ def unit_argv(run: SaltRun, unit: str) -> list[str]:
 @pytest.mark.parametrize(("site", "version"), [("all-in-one", "1.20.2"), ("upstream-release", "1.31.4")])
 def test_flags_follow_the_kubernetes_release(runs, site, version):
     """1.20 needs --port=0 (its insecure port) and --container-runtime=remote (dockershim is its
-    default); 1.24 and 1.27 removed those flags, and a binary refuses a flag it does not know."""
+    default), and holds pods to a PodSecurityPolicy; 1.24, 1.27 and 1.25 removed those, and a
+    binary refuses a flag or plugin it does not know."""
     run = runs[("sls", site)]
     if not run.rendered:
         pytest.skip("the site did not render (see test_site_renders)")
@@ -312,6 +319,8 @@ def test_flags_follow_the_kubernetes_release(runs, site, version):
     for unit in ("kube-controller-manager", "kube-scheduler"):
         assert ("--port=0" in unit_argv(run, unit)) == old, unit
     assert ("--container-runtime=remote" in unit_argv(run, "kubelet")) == old
+    plugins = "NodeRestriction,PodSecurityPolicy" if old else "NodeRestriction"
+    assert f"--enable-admission-plugins={plugins}" in unit_argv(run, "kube-apiserver")
 
 
 APT_KEYRING = "/etc/apt/keyrings/ark-site.asc"

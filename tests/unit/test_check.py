@@ -37,7 +37,6 @@ LISTEN 0      4096      127.0.0.1:10248 0.0.0.0:* users:(("kubelet",pid=851,fd=2
 LISTEN 0      4096   10.213.24.51:8443  0.0.0.0:* users:(("arched",pid=2968,fd=6))
 LISTEN 0      4096      127.0.0.1:43765 0.0.0.0:* users:(("containerd",pid=834,fd=11))
 LISTEN 0      4096   10.213.24.51:6443  0.0.0.0:* users:(("kube-apiserver",pid=316,fd=7))
-LISTEN 0      4096      127.0.0.1:5001  0.0.0.0:* users:(("docker-registry",pid=1215,fd=3))
 LISTEN 0      511    10.213.24.51:5000  0.0.0.0:* users:(("nginx",pid=1234,fd=13),("nginx",pid=1233,fd=13),("nginx",pid=1175,fd=13))
 LISTEN 0      4096      127.0.0.1:2379  0.0.0.0:* users:(("etcd",pid=299,fd=8))
 LISTEN 0      4096      127.0.0.1:2380  0.0.0.0:* users:(("etcd",pid=299,fd=7))
@@ -51,7 +50,7 @@ def pillar(**over: Any) -> dict[str, Any]:
         "node_ip": IP,
         "kubernetes": {"apiserver": {"address": IP, "port": 6443}, "node_name": "ark-aio",
                        "admin_kubeconfig": "/etc/ark/admin.kubeconfig"},
-        "registry": {"address": IP, "port": 5000, "backend_port": 5001,
+        "registry": {"address": IP, "port": 5000,
                      "pull_user": {"name": "ark-pull", "password": "p"},
                      "push_users": {"alpha": {"name": "alpha-manager", "password": "a"}}},
         "arex": {"listen": IP, "port": 8443},
@@ -77,7 +76,7 @@ def test_parse_listeners_takes_the_first_process_of_each_socket():
     assert ("nginx", f"{IP}:5000") in found
     assert ("kube-controller", "127.0.0.1:10257") in found  # ss's 15 characters
     assert ("sshd", "[::]:22") in found
-    assert len(found) == 13
+    assert len(found) == 12
 
 
 def test_parse_listeners_names_a_socket_without_a_process():
@@ -85,12 +84,12 @@ def test_parse_listeners_names_a_socket_without_a_process():
 
 
 def test_expected_listeners_come_from_the_hosts_pillar():
-    host = aio(registry={**pillar()["registry"], "port": 5443, "backend_port": 5002},
+    host = aio(registry={**pillar()["registry"], "port": 5443},
                arex={"listen": IP, "port": 9443})
     expected = expected_listeners(host)
     assert set(expected) == {HOST, *ALL}
     assert expected[HOST] == {("sshd", "0.0.0.0:22"), ("sshd", "[::]:22")}
-    assert expected["registry"] == {("nginx", f"{IP}:5443"), ("docker-registry", "127.0.0.1:5002")}
+    assert expected["registry"] == {("nginx", f"{IP}:5443")}
     assert expected["ce"] == {("arched", f"{IP}:9443")}
     assert ("kube-apiserver", f"{IP}:6443") in expected["control-plane"]
 
@@ -151,6 +150,7 @@ def test_patterns_match_literally_but_for_the_star():
 def stats_for(host: SiteHost) -> dict[str, tuple[str, str, int]]:
     stats = {p: ("root", "root", 0o600) for role in (HOST, *host.roles) for p in check.SECRET_FILES.get(role, ())}
     stats["/etc/ark/registry/htpasswd"] = ("root", "www-data", 0o640)
+    stats.update({p: ("etcd", "etcd", 0o600) for p in check.SERVICE_FILES["control-plane"]})
     return stats
 
 
@@ -229,8 +229,7 @@ def test_load_site_reads_the_pillar_ark_init_writes(tmp_path):
     assert vos(ce.pillar)[0] == check.Vo("alpha", "ark-alpha", 20001, "vo-alpha/base", "1",
                                          {"name": "alpha-manager", "password": "change-me-alpha"})
     assert site.with_role("worker").node_name == "ark-wn1"
-    assert expected_listeners(site.with_role("registry"))["registry"] == {
-        ("nginx", "10.0.0.12:5000"), ("docker-registry", "127.0.0.1:5001")}
+    assert expected_listeners(site.with_role("registry"))["registry"] == {("nginx", "10.0.0.12:5000")}
 
 
 def test_load_site_without_a_pillar_says_so(tmp_path):
@@ -395,9 +394,35 @@ class LostConnection:
         raise RuntimeError(Result(255, "", "Connection closed by 10.213.24.51 port 22"))
 
 
+@dataclass
+class Probed:
+    """A host whose every command prints `answer` (what a probe run as nobody found)."""
+
+    answer: str
+    commands: list[str] = field(default_factory=list)
+
+    def run(self, command: str, *args: str) -> Any:
+        self.commands.append(command % args)
+        return argparse.Namespace(stdout=self.answer, stderr="")
+
+
+def test_local_access_passes_only_where_nobody_gets_in():
+    closed = Probed("closed: no answer without etcd's client certificate\n")
+    (finding,) = check.check_local_access(closed, aio(("control-plane",)))
+    assert finding.ok and finding.detail == ("etcd refuses a local account without privileges "
+                                             "(no answer without etcd's client certificate)")
+    assert closed.commands[0].startswith("setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c")
+    (finding,) = check.check_local_access(Probed("open: http://127.0.0.1:2379/version\n"), aio(("control-plane",)))
+    assert not finding.ok and finding.detail == "etcd is open to every local account (open: http://127.0.0.1:2379/version)"
+    findings = check.check_local_access(Probed(""), aio())
+    assert [(f.role, f.ok) for f in findings] == [("control-plane", False), ("registry", False)]
+    assert check.check_local_access(Probed("open"), aio(("worker", "ce"))) == []
+
+
 def test_a_check_that_cannot_finish_fails_and_the_others_go_on():
     findings = check.check_site(Site((aio(),)), {"ark-aio": LostConnection()})
     assert findings and not any(f.ok for f in findings)
-    assert {f.check for f in findings} == {"services", "ports", "secrets", "ca", "node", "accounts", "job"}
+    assert {f.check for f in findings} == {"services", "ports", "secrets", "local-access", "ca", "node",
+                                                "accounts", "job"}
     ports = next(f for f in findings if f.check == "ports")
     assert ports.detail == "could not finish: RuntimeError: Connection closed by 10.213.24.51 port 22"

@@ -6,11 +6,23 @@ from datetime import datetime, timezone
 
 import pytest
 
-from arc_bridge.controldir import ControlDir, prepare_session_files
+from arc_bridge.controldir import ControlDir, find_session, prepare_session_files
 from arc_bridge.outcome import Outcome
 
 GRID_ID = "abcdefghijklmnop"
-UID = os.getuid()
+# The job's user is never root; run as root (as CI does), the tests hand files to a stand-in uid.
+UID = os.getuid() or 4242
+OTHER_UID = UID + 1
+
+
+def own(path, uid=UID):
+    if os.getuid() == 0:
+        os.chown(path, uid, uid, follow_symlinks=False)
+    return path
+
+
+def needs_root(reason):
+    return pytest.mark.skipif(os.getuid() != 0, reason=f"needs root to {reason}")
 
 
 @pytest.fixture(params=["arc6", "arc7"])
@@ -48,7 +60,7 @@ def test_jobs_in_lrms_lists_only_unfinished_inlrms_jobs(controldir):
 def test_record_completes_diag_forwards_comment_and_wakes_arex(controldir, tmp_path):
     session = tmp_path / "sessions" / GRID_ID
     session.mkdir(parents=True)
-    prepare_session_files(session, UID, os.getgid())
+    prepare_session_files(own(session), UID, UID)
     (tmp_path / "sessions" / f"{GRID_ID}.diag").write_text("exitcode=3\nwalltime=5\n")
     (tmp_path / "sessions" / f"{GRID_ID}.comment").write_text("RTE stage 1 said hello\n")
     fifo = controldir.root / "gm.fifo"
@@ -68,6 +80,67 @@ def test_record_completes_diag_forwards_comment_and_wakes_arex(controldir, tmp_p
     os.close(reader)
 
 
+def test_a_message_with_newlines_reaches_arex_as_one_line(controldir):
+    controldir.record(GRID_ID, None, -1, Outcome(-1, "image could not be pulled:\nfake\n1 forged=line"))
+    assert controldir.job_file(GRID_ID, "lrms_done").read_text() == "-1 image could not be pulled: fake 1 forged=line\n"
+
+
+@needs_root("own files as two users")
+def test_record_neither_reads_nor_writes_files_that_are_not_the_job_users_alone(controldir, tmp_path):
+    session = tmp_path / GRID_ID
+    session.mkdir()
+    own(session)
+    secret = tmp_path / "someone-elses-output"
+    secret.write_text("private\n")
+    own(secret, OTHER_UID)
+    os.link(secret, tmp_path / f"{GRID_ID}.comment")  # hers by name, another user's by content
+    diag = tmp_path / f"{GRID_ID}.diag"
+    diag.write_text("")  # root's, as A-REX may leave it
+    linked_diag = tmp_path / "a-link-to-her-diag"
+
+    controldir.record(GRID_ID, session, UID, Outcome(0, ""))
+    assert diag.read_text() == ""
+    assert not controldir.job_file(GRID_ID, "errors").exists()
+
+    own(diag)
+    os.link(diag, linked_diag)  # two names for one file: could be anyone's other name for it
+    controldir.record(GRID_ID, session, UID, Outcome(0, ""))
+    assert diag.read_text() == ""
+    assert controldir.job_file(GRID_ID, "lrms_done").read_text() == "0\n"
+
+
+def test_without_a_session_directory_only_arex_is_told(controldir):
+    controldir.record(GRID_ID, None, UID, Outcome(-1, "lost"))
+    assert controldir.job_file(GRID_ID, "lrms_done").read_text() == "-1 lost\n"
+
+
+@needs_root("own files as another user")
+def test_the_owner_of_a_job_is_the_owner_of_its_control_files_not_what_they_say(controldir):
+    local = controldir.job_file(GRID_ID, "local")
+    local.write_text("localid=x\nsessiondir=/elsewhere\n")
+    assert controldir.owner(GRID_ID) is None  # root's: no user to act for
+    own(local)
+    assert controldir.owner(GRID_ID) == UID
+    assert controldir.owner("nosuchjob") is None
+
+
+@needs_root("own files as two users")
+def test_a_session_is_the_job_users_own_directory_under_a_configured_root(tmp_path):
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        root.mkdir()
+    assert find_session(roots, GRID_ID, UID) is None
+    (roots[0] / GRID_ID).mkdir()
+    own(roots[0] / GRID_ID, OTHER_UID)
+    os.symlink(tmp_path, roots[1] / GRID_ID)
+    assert find_session(roots, GRID_ID, UID) is None  # another user's directory, and a symlink
+    (roots[1] / GRID_ID).unlink()
+    (roots[1] / GRID_ID).mkdir()
+    own(roots[1] / GRID_ID)
+    assert find_session(roots, GRID_ID, UID) == roots[1] / GRID_ID
+    assert find_session(roots, GRID_ID, None) is None
+
+
 def test_waking_without_a_listening_arex_is_harmless(controldir):
     os.mkfifo(controldir.root / "gm.fifo")
     controldir.wake(GRID_ID)
@@ -80,7 +153,7 @@ def test_session_siblings_are_never_followed_through_symlinks(tmp_path):
     target.write_text("keep")
     os.symlink(target, tmp_path / f"{GRID_ID}.diag")
     with pytest.raises(OSError):
-        prepare_session_files(session, UID, os.getgid())
+        prepare_session_files(own(session), UID, UID)
     assert target.read_text() == "keep"
 
 
@@ -88,16 +161,16 @@ def test_a_session_directory_of_another_user_is_refused(tmp_path):
     session = tmp_path / GRID_ID
     session.mkdir()
     with pytest.raises(PermissionError, match="not a directory owned by uid"):
-        prepare_session_files(session, UID + 4242, os.getgid())
+        prepare_session_files(session, OTHER_UID, OTHER_UID)
     link = tmp_path / "link"
     os.symlink(session, link)
     with pytest.raises(PermissionError):
-        prepare_session_files(link, UID, os.getgid())
+        prepare_session_files(link, UID, UID)
 
 
 def test_diag_and_comment_are_created_for_the_job_user(tmp_path):
     session = tmp_path / GRID_ID
     session.mkdir()
-    prepare_session_files(session, UID, os.getgid())
+    prepare_session_files(own(session), UID, UID)
     st = os.stat(tmp_path / f"{GRID_ID}.diag")
     assert stat.S_ISREG(st.st_mode) and st.st_uid == UID and stat.S_IMODE(st.st_mode) == 0o600

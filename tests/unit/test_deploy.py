@@ -13,7 +13,7 @@ import yaml
 from ark import saltresult
 from ark.deploy import (
     PLAYBOOKS, Events, ansible_inventory, group_name, minion_config, pillar_value, pip_install, role_groups,
-    runner_env, salt_version, ssh_options, write_tar,
+    runner_env, salt_requirements, salt_version, salt_wheels, ssh_options, write_tar,
 )
 from ark.errors import ArkError
 
@@ -95,13 +95,32 @@ def test_a_salt_tree_without_a_version_is_refused(tmp_path):
         salt_version(tmp_path)
 
 
-def test_pip_installs_salt_from_the_files_repository_with_no_index():
-    argv = pip_install("http://10.213.23.1:8021", "3008.4")
-    assert argv[0] == "/opt/salt/bin/pip" and argv[-1] == "salt==3008.4"
-    assert "--no-index" in argv
-    assert argv[argv.index("--find-links") + 1] == "http://10.213.23.1:8021/"
+SALT_WHEELS = {"salt-3008.4-py3-none-any.whl": "a" * 64, "PyYAML-6.0.3-cp311-cp311-linux_x86_64.whl": "b" * 64}
+
+
+def test_pip_installs_exactly_the_pillars_salt_wheels_each_checked_against_its_sha256():
+    assert salt_requirements("http://10.213.23.1:8021/", SALT_WHEELS) == (
+        f"http://10.213.23.1:8021/PyYAML-6.0.3-cp311-cp311-linux_x86_64.whl --hash=sha256:{'b' * 64}\n"
+        f"http://10.213.23.1:8021/salt-3008.4-py3-none-any.whl --hash=sha256:{'a' * 64}\n")
+    argv = pip_install("http://10.213.23.1:8021")
+    assert argv[0] == "/opt/salt/bin/pip"
+    assert {"--no-deps", "--require-hashes"} <= set(argv) and "--find-links" not in argv
+    assert argv[argv.index("-r") + 1] == "/opt/salt/ark-requirements.txt"
     assert argv[argv.index("--trusted-host") + 1] == "10.213.23.1"
-    assert "--trusted-host" not in pip_install("https://files.example.org/ark/", "3008.4")
+    assert "--trusted-host" not in pip_install("https://files.example.org/ark/")
+
+
+def test_a_pillar_without_the_salt_wheels_or_with_a_bad_sha256_is_refused(tmp_path):
+    (tmp_path / "top.sls").write_text("base:\n  '*':\n    - site\n")
+    (tmp_path / "site.sls").write_text(yaml.safe_dump({"ark": {"wheels": {"salt": {}}}}))
+    with pytest.raises(ArkError, match="no ark:wheels:salt with Salt 3008.4's wheel: merge the pillar.yaml"):
+        salt_wheels(tmp_path, "ark-cp", "3008.4")
+    (tmp_path / "site.sls").write_text(yaml.safe_dump({"ark": {"wheels": {"salt": {
+        **SALT_WHEELS, "salt-3008.4-py3-none-any.whl": "not-a-hash"}}}}))
+    with pytest.raises(ArkError, match=r"ark:wheels:salt:salt-3008.4-py3-none-any.whl: not a sha256"):
+        salt_wheels(tmp_path, "ark-cp", "3008.4")
+    (tmp_path / "site.sls").write_text(yaml.safe_dump({"ark": {"wheels": {"salt": SALT_WHEELS}}}))
+    assert salt_wheels(tmp_path, "ark-cp", "3008.4") == SALT_WHEELS
 
 
 def test_the_minion_is_masterless_with_the_inventory_name():
@@ -180,7 +199,7 @@ def test_the_ansible_inventory_groups_hosts_by_first_role_with_their_ssh_setting
     known = tmp_path / "known hosts"  # a space survives ansible's shlex split
     known.write_text(f"ark-ce {KEY}\n")
     inventory = ansible_inventory(SPLIT, files_repo={h.name: "http://10.0.0.5:8080" for h in SPLIT},
-                                  version="3008.4", known_hosts=known, pinned=tmp_path / "pinned",
+                                  wheels={h.name: SALT_WHEELS for h in SPLIT}, known_hosts=known, pinned=tmp_path / "pinned",
                                   ssh_key=Path("/keys/id_ed25519"))
     hosts, groups = inventory["all"]["hosts"], inventory["all"]["children"]
     assert list(groups) == ["ark_control_plane", "ark_registry", "ark_worker", "ark_ce"]

@@ -30,6 +30,8 @@ HOSTS = ["ark-cp", "ark-registry", "ark-ce", "ark-wn1", "ark-wn2"]
 ED25519_KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
 CHECKSUMS = {"1.20.2": {name: str(i) * 64 for i, name in enumerate(
     ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl"), start=1)}}
+WHEELS = {"salt": {"salt-3008.4-py3-none-any.whl": "a" * 64},
+          "bridge": {"arc_bridge-0.1.0-py3-none-any.whl": "b" * 64}}
 
 
 @pytest.fixture
@@ -388,6 +390,7 @@ def salt_call() -> Path:
 
 def test_salt_renders_every_host_of_the_written_pillar(tmp_path, example, salt_call, capsys):
     settings(example)["kubernetes"]["checksums"] = CHECKSUMS
+    settings(example)["wheels"] = WHEELS
     inventory = write_inventory(tmp_path, example)
     assert cli.main(["init", str(inventory), "--salt-call", str(salt_call)]) == 0, capsys.readouterr().err
     assert "Salt renders every host's states" in capsys.readouterr().out

@@ -7,10 +7,13 @@ include:
   - kubernetes.kubeconfigs
   - kubernetes.control_plane.installed
 
-{#- Debian's etcd.service reads this file. etcd listens on loopback only, in plain HTTP: the
-    apiserver beside it is its only client. Its own data dir, not Debian's default one: the
-    package starts etcd with its defaults on install, and a member bootstrapped under another
-    name would refuse this configuration. #}
+{#- Debian's etcd.service reads this file. etcd listens on loopback only, and even there it
+    holds every Secret of the cluster: TLS, and a client must present a certificate of etcd's own
+    CA (kubernetes/pki.sls), which only the apiserver has. The peer port is TLS too, with mutual
+    authentication, so that a second member could only ever join with a certificate of that CA.
+    Its own data dir, not Debian's default one: the package starts etcd with its defaults on
+    install, and a member bootstrapped under another name would refuse this configuration. #}
+{%- set etcd_pki = k8s.etcd_pki %}
 ark-etcd-configured:
   file.managed:
     - name: /etc/default/etcd
@@ -21,11 +24,19 @@ ark-etcd-configured:
         # Managed by Salt (ARK, formula kubernetes): local changes are overwritten.
         ETCD_NAME=ark
         ETCD_DATA_DIR=/var/lib/etcd/ark
-        ETCD_LISTEN_CLIENT_URLS=http://127.0.0.1:2379
-        ETCD_ADVERTISE_CLIENT_URLS=http://127.0.0.1:2379
-        ETCD_LISTEN_PEER_URLS=http://127.0.0.1:2380
-        ETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.0.1:2380
-        ETCD_INITIAL_CLUSTER=ark=http://127.0.0.1:2380
+        ETCD_LISTEN_CLIENT_URLS=https://127.0.0.1:2379
+        ETCD_ADVERTISE_CLIENT_URLS=https://127.0.0.1:2379
+        ETCD_CERT_FILE={{ etcd_pki }}/server.crt
+        ETCD_KEY_FILE={{ etcd_pki }}/server.key
+        ETCD_CLIENT_CERT_AUTH=true
+        ETCD_TRUSTED_CA_FILE={{ etcd_pki }}/ca.crt
+        ETCD_LISTEN_PEER_URLS=https://127.0.0.1:2380
+        ETCD_INITIAL_ADVERTISE_PEER_URLS=https://127.0.0.1:2380
+        ETCD_INITIAL_CLUSTER=ark=https://127.0.0.1:2380
+        ETCD_PEER_CERT_FILE={{ etcd_pki }}/peer.crt
+        ETCD_PEER_KEY_FILE={{ etcd_pki }}/peer.key
+        ETCD_PEER_CLIENT_CERT_AUTH=true
+        ETCD_PEER_TRUSTED_CA_FILE={{ etcd_pki }}/ca.crt
     - require:
       - pkg: ark-etcd-package-installed
 
@@ -35,7 +46,10 @@ ark-etcd-configured:
         'after': ['etcd.service'],
         'argv': [
           k8s.bin_dir ~ '/kube-apiserver',
-          '--etcd-servers=http://127.0.0.1:2379',
+          '--etcd-servers=https://127.0.0.1:2379',
+          '--etcd-cafile=' ~ k8s.etcd_pki ~ '/ca.crt',
+          '--etcd-certfile=' ~ k8s.pki ~ '/apiserver-etcd-client.crt',
+          '--etcd-keyfile=' ~ k8s.pki ~ '/apiserver-etcd-client.key',
           '--bind-address=' ~ ark.node_ip,
           '--advertise-address=' ~ ark.node_ip,
           '--secure-port=' ~ kube.apiserver.port,
@@ -44,7 +58,7 @@ ark-etcd-configured:
           '--client-ca-file=' ~ k8s.ca_cert,
           '--service-cluster-ip-range=' ~ kube.service_cidr,
           '--authorization-mode=Node,RBAC',
-          '--enable-admission-plugins=NodeRestriction',
+          '--enable-admission-plugins=' ~ k8s.legacy_flags.admission_plugins | join(','),
           '--service-account-key-file=' ~ k8s.sa_pub,
           '--service-account-signing-key-file=' ~ k8s.sa_key,
           '--service-account-issuer=https://kubernetes.default.svc.cluster.local',

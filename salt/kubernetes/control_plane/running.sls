@@ -13,6 +13,8 @@ ark-etcd-running:
     - watch:
       - file: ark-etcd-configured
       - pkg: ark-etcd-package-installed
+      - x509: ark-pki-etcd-server-cert
+      - x509: ark-pki-etcd-peer-cert
 
 ark-kube-apiserver-running:
   service.running:
@@ -26,6 +28,7 @@ ark-kube-apiserver-running:
       - ark-pki-ca
       - x509: ark-pki-apiserver-cert
       - x509: ark-pki-apiserver-kubelet-client-cert
+      - x509: ark-pki-apiserver-etcd-client-cert
       - x509: ark-pki-sa-key
       - cmd: ark-pki-sa-pub
 

@@ -1,6 +1,11 @@
-# Stand-in sha256s for ark:kubernetes:checksums. The example site leaves them to each site (ARK's
-# own 1.20.2 binaries are built locally and not bit-reproducible); rendering only needs their shape.
+# Stand-in sha256s for ark:kubernetes:checksums and ark:wheels. The example site leaves them to
+# each site's bundle (ARK's own 1.20.2 binaries and Salt's wheels are built locally and not
+# bit-reproducible); rendering only needs their shape.
 ark:
+  wheels:
+    bridge:
+      arc_bridge-0.1.0-py3-none-any.whl: "6666666666666666666666666666666666666666666666666666666666666666"
+      PyYAML-6.0.3-cp311-cp311-manylinux_2_17_x86_64.whl: "7777777777777777777777777777777777777777777777777777777777777777"
   kubernetes:
     checksums:
       "1.20.2":
