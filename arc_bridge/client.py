@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from .protocol import DEFAULT_SOCKET, call
+from .protocol import DEFAULT_SOCKET, ProtocolError, call
 
 SCAN_PERIOD = 30  # arkd reports completions itself; scan only catches what fell through.
 
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(reply["info"]))
     except OSError as e:
         return _fail(f"arkd is not reachable at {args.socket}: {e.strerror or e}")
+    except ProtocolError as e:
+        return _fail(f"arkd at {args.socket} answered with a broken reply: {e}")
     if not reply.get("ok"):
         return _fail(reply.get("error", "arkd refused the request without a reason"))
     return 0

@@ -42,10 +42,8 @@ class ControlDir:
         return self.root / "processing" / name
 
     def state(self, grid_id: str) -> str | None:
-        try:
-            return self.status_file(grid_id).read_text().strip().removeprefix("PENDING:")
-        except OSError:
-            return None
+        text = read_small(self.status_file(grid_id))
+        return None if text is None else text.strip().removeprefix("PENDING:")
 
     def jobs_in_lrms(self) -> list[str]:
         """Jobs A-REX has handed to the LRMS and still waits for (no lrms_done yet)."""
@@ -82,7 +80,9 @@ class ControlDir:
             self._complete_session_files(grid_id, session_dir, uid, outcome)
         done = self.job_file(grid_id, "lrms_done")
         tmp = done.with_name(done.name + ".arkd")
-        tmp.write_text(outcome.lrms_done() + "\n")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(outcome.lrms_done() + "\n")
         os.replace(tmp, done)
         self.wake(grid_id)
 
@@ -126,6 +126,19 @@ class ControlDir:
             pass
         finally:
             os.close(fd)
+
+
+def read_small(path: Path, limit: int = 4096) -> str | None:
+    """The start of a control file its job's owner may write (status, .local): a regular file, not
+    followed through a symlink, at most `limit` bytes of it; None if there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return f.read(limit).decode("utf-8", "replace")
 
 
 def find_session(roots: Iterable[PurePosixPath], grid_id: str, uid: int | None) -> Path | None:

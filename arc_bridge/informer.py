@@ -78,9 +78,10 @@ class Informer:
                 time.sleep(2)
 
     def _relist(self) -> str:
-        items, version = self.kube.list_objects(self.kind)
-        items = [o for o in items if self._accepted(o)]
-        fresh = {key_of(o) for o in items}
+        listed, version = self.kube.list_objects(self.kind)
+        # Vanished means gone from the API, not refused: a refused object is not a deleted one.
+        fresh = {key_of(o) for o in listed}
+        items = [o for o in listed if self._accepted(o)]
         with self.lock:
             vanished = [o for k, o in self.cache.items() if k not in fresh]
             self.cache, self._by_index = {}, {}

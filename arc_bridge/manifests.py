@@ -9,6 +9,7 @@ root pod, or one that mounts more of a node than the session roots.
 from typing import Any
 
 from .config import Config
+from .translate import LABEL_VO
 
 RBAC = "rbac.authorization.k8s.io/v1"
 POD_SECURITY_POLICY = "ark-restricted"
@@ -25,7 +26,7 @@ def cluster_objects(config: Config, user: str) -> list[dict[str, Any]]:
 
 def namespaces(config: Config) -> list[dict[str, Any]]:
     return [{"apiVersion": "v1", "kind": "Namespace",
-             "metadata": {"name": vo.namespace, "labels": {"ark.nordugrid.org/vo": vo.name}}}
+             "metadata": {"name": vo.namespace, "labels": {LABEL_VO: vo.name}}}
             for vo in config.vos.values()]
 
 

@@ -11,8 +11,9 @@ import time
 from typing import Any
 
 DEFAULT_SOCKET = "/run/arkd/arkd.sock"
-# The largest request is a submit with the largest job script arkd accepts (512 KiB, see
-# translate.MAX_SCRIPT_BYTES) sent as UTF-8 JSON, where escaping at most doubles plain text.
+# A submit with the largest job script arkd accepts (512 KiB, translate.MAX_SCRIPT_BYTES) as UTF-8
+# JSON, where escaping doubles newlines, quotes and backslashes. A script full of other control
+# characters (six bytes each, escaped) can be larger: it is refused with the size named.
 MAX_REQUEST = (1 << 20) + (64 << 10)
 # Replies to root (the site summary at ten thousand jobs) may be larger.
 MAX_REPLY = 64 << 20
@@ -31,7 +32,8 @@ def send(sock: socket.socket, message: dict[str, Any]) -> None:
 
 
 def receive(sock: socket.socket, limit: int, deadline: float | None = None) -> dict[str, Any]:
-    """One message of at most `limit` bytes, complete by `deadline` (time.monotonic()) if given."""
+    """One message of at most `limit` bytes, complete by `deadline` (time.monotonic()) if given;
+    without a deadline, the socket's own timeout applies (socket.timeout, an OSError)."""
     chunks, size = [], 0
     while True:
         if deadline is not None:
@@ -42,6 +44,8 @@ def receive(sock: socket.socket, limit: int, deadline: float | None = None) -> d
         try:
             chunk = sock.recv(65536)
         except socket.timeout:
+            if deadline is None:
+                raise
             raise ProtocolError(f"message not complete within {REQUEST_SECONDS:g} s") from None
         if not chunk:
             break
@@ -57,6 +61,11 @@ def receive(sock: socket.socket, limit: int, deadline: float | None = None) -> d
         raise ProtocolError("message is not JSON") from None
     if not isinstance(message, dict):
         raise ProtocolError("message is not a JSON object")
+    try:
+        # JSON may escape what UTF-8 cannot hold (a lone surrogate): no text field may carry one.
+        json.dumps(message, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise ProtocolError("message is not valid Unicode text") from None
     return message
 
 

@@ -66,13 +66,14 @@ class ConnectionBudget:
 
 
 class _Handler(socketserver.BaseRequestHandler):
+    """One connection; its client_address is the caller's (uid, gid) as the kernel reported it."""
+
     server: "SocketServer"
 
     def handle(self) -> None:
         sock: socket.socket = self.request
         deadline = time.monotonic() + protocol.REQUEST_SECONDS
-        uid, gid = peer_uid_gid(sock)
-        caller = caller_from_credentials(uid, gid)
+        caller = caller_from_credentials(*self.client_address)
         try:
             request = protocol.receive(sock, protocol.MAX_REQUEST, deadline)
             reply = {"ok": True, **self.server.dispatch(caller, request)}
@@ -110,30 +111,32 @@ class SocketServer(socketserver.UnixStreamServer):
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:
         try:
-            uid, _gid = peer_uid_gid(request)
+            credentials = peer_uid_gid(request)
         except OSError:
             self.shutdown_request(request)
             return
-        refused = self.budget.take(uid)
+        refused = self.budget.take(credentials[0])
         if refused is not None:
             _reply(request, protocol.busy_reply(refused))
             self.shutdown_request(request)
             return
         try:
-            threading.Thread(target=self._serve, args=(request, client_address, uid), daemon=True).start()
-        except RuntimeError:  # no thread to be had: the caller is told, as when over budget
-            self.budget.give_back(uid)
+            threading.Thread(target=self._serve, args=(request, credentials), daemon=True).start()
+        except Exception:  # no thread to be had: the caller is told, as when over budget
+            self.budget.give_back(credentials[0])
             _reply(request, protocol.busy_reply("no thread available"))
             self.shutdown_request(request)
 
-    def _serve(self, request: socket.socket, client_address: Any, uid: int) -> None:
+    def _serve(self, request: socket.socket, credentials: tuple[int, int]) -> None:
         try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
+            try:
+                self.finish_request(request, credentials)
+            except Exception:
+                self.handle_error(request, credentials)
+            finally:
+                self.shutdown_request(request)
         finally:
-            self.shutdown_request(request)
-            self.budget.give_back(uid)
+            self.budget.give_back(credentials[0])
 
     def dispatch(self, caller: Any, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .controldir import ControlDir, find_session, prepare_session_files
+from .controldir import ControlDir, find_session, prepare_session_files, read_small
 from .errors import JobRejected, NotAllowed
 from .grami import parse_grami
 from .informer import Informer, Obj
@@ -93,6 +93,8 @@ class Bridge:
         manifest = build_job(job, caller, self.config, script)
         if self.controldir.state(job.grid_id) is None:
             raise JobRejected(f"job {job.grid_id} is not known to A-REX (no status in {self.controldir.root})")
+        if self.controldir.owner(job.grid_id) != caller.uid:
+            raise NotAllowed(f"job {job.grid_id} belongs to another user")
         try:
             prepare_session_files(Path(job.session_dir), caller.uid, caller.gid)
         except OSError as e:
@@ -227,9 +229,8 @@ class Bridge:
         return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)
 
     def _local_id(self, grid_id: str) -> str | None:
-        try:
-            text = self.controldir.job_file(grid_id, "local").read_text(errors="replace")
-        except OSError:
+        text = read_small(self.controldir.job_file(grid_id, "local"))
+        if text is None:
             return None
         return next((l.split("=", 1)[1] for l in text.splitlines() if l.startswith("localid=")), None)
 

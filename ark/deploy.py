@@ -201,9 +201,11 @@ def salt_wheels(pillar_dir: Path, host: str, version: str) -> dict[str, str]:
     if not isinstance(wheels, dict) or not any(str(name).startswith(f"salt-{version}-") for name in wheels):
         raise ArkError(f"pillar {pillar_dir} gives host {host} no ark:wheels:salt with Salt {version}'s wheel: "
                        "merge the pillar.yaml of ark bundle into the inventory's site settings")
-    bad = sorted(str(name) for name, sha256 in wheels.items() if not re.fullmatch(r"[0-9a-f]{64}", str(sha256)))
-    if bad:
-        raise ArkError(f"pillar ark:wheels:salt:{bad[0]}: not a sha256 (64 lower-case hex digits)")
+    for name, sha256 in sorted(wheels.items()):
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+\.whl", str(name)):
+            raise ArkError(f"pillar ark:wheels:salt:{name}: not a wheel file name")
+        if not re.fullmatch(r"[0-9a-f]{64}", str(sha256)):
+            raise ArkError(f"pillar ark:wheels:salt:{name}: not a sha256 (64 lower-case hex digits)")
     return {str(name): str(sha256) for name, sha256 in wheels.items()}
 
 

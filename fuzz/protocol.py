@@ -72,6 +72,9 @@ def scratch_site() -> tuple[Bridge, Path]:
 
 BRIDGE, ROOT = scratch_site()
 SERVER = server.SocketServer(ROOT / "arkd.sock", BRIDGE)
+# The callers by uid, without the password database (this machine has no arkuser).
+CALLERS = {USER.uid: USER, 0: Caller(uid=0, gid=0, user="root")}
+server.caller_from_credentials = lambda uid, gid: CALLERS[uid]
 GRAMI_KEYS = ["gridid", "directory", "queue", "count", "memory", "walltime", "cputime", "priority",
               "runtime_0", "runtime_0_1", "numnodes", "jobname"]
 
@@ -83,12 +86,13 @@ def request_from(fdp: atheris.FuzzedDataProvider) -> bytes:
         return fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 4096))
     fields = {"gridid": GRID_ID, "directory": str(ROOT / "sessions" / GRID_ID), "queue": "default"}
     for _ in range(fdp.ConsumeIntInRange(0, 5)):
-        fields[fdp.PickValueInList(GRAMI_KEYS)] = fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 60))
+        fields[fdp.PickValueInList(GRAMI_KEYS)] = fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, 60))
     grami = "".join(f"joboption_{k}={quote(v)}\n" for k, v in fields.items())
     if fdp.ConsumeBool():
-        grami = fdp.ConsumeUnicodeNoSurrogates(200)
+        grami = fdp.ConsumeUnicode(200)
+    # Lone surrogates included: JSON can escape what UTF-8 cannot hold.
     request = {"op": fdp.PickValueInList(["submit", "cancel", "scan", "info", "", "nope"]),
-               "grami": grami, "script": fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 200))}
+               "grami": grami, "script": fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, 200))}
     if fdp.ConsumeBool():
         del request[fdp.PickValueInList(sorted(request))]
     return json.dumps(request).encode() + b"\n"
@@ -102,8 +106,7 @@ def test_one_input(data: bytes) -> None:
     with ours, theirs:
         ours.sendall(sent)
         ours.shutdown(socket.SHUT_WR)
-        server.caller_from_credentials = lambda uid, gid: caller
-        server._Handler(theirs, None, SERVER)
+        server._Handler(theirs, (caller.uid, caller.gid), SERVER)
         theirs.shutdown(socket.SHUT_WR)
         reply = protocol.receive(ours, protocol.MAX_REPLY)
     if not isinstance(reply.get("ok"), bool):

@@ -6,6 +6,11 @@
 {%- from "kubernetes/map.jinja" import k8s with context %}
 {%- set kube = ark.kubernetes %}
 {%- set roles = ark.roles %}
+{%- if 'control-plane' in roles %}
+
+include:
+  - kubernetes.control_plane.installed  # the etcd package, which makes the account owning etcd's keys
+{%- endif %}
 
 {%- macro san(address) -%}
 {{ 'IP' if address | is_ip else 'DNS' }}:{{ address }}
@@ -13,9 +18,10 @@
 
 {#- id: the state IDs are ark-pki-<id>-key and ark-pki-<id>-cert. subject: CN, and O for a
     Kubernetes group. usage: extendedKeyUsage. sans: subjectAltName entries. ca: the signing CA
-    (state ID, cert, key), the site CA by default. owner: who reads the key (the service's user). #}
+    (state ID, cert, key), the site CA by default. owner: who reads the key (the service's user).
+    after: more requisites of the key (the directory it goes in, the package that makes its owner). #}
 {%- set site_ca = {'state': 'ark-pki-ca', 'cert': k8s.ca_cert, 'key': k8s.ca_key} %}
-{%- macro leaf(id, cert, key, subject, usage, sans=[], ca=site_ca, owner='root') %}
+{%- macro leaf(id, cert, key, subject, usage, sans=[], ca=site_ca, owner='root', after=[]) %}
 ark-pki-{{ id }}-key:
   x509.private_key_managed:
     - name: {{ key }}
@@ -27,6 +33,9 @@ ark-pki-{{ id }}-key:
     - makedirs: True
     - require:
       - file: ark-pki-dir
+{%- for requisite in after %}
+      - {{ requisite }}
+{%- endfor %}
 
 ark-pki-{{ id }}-cert:
   x509.certificate_managed:
@@ -143,9 +152,6 @@ ark-pki-etcd-dir:
     - mode: '0755'
     - require:
       - file: ark-pki-dir
-    - require_in:
-      - x509: ark-pki-etcd-server-key
-      - x509: ark-pki-etcd-peer-key
 
 ark-pki-etcd-ca-key:
   x509.private_key_managed:
@@ -174,10 +180,13 @@ ark-pki-etcd-ca:
     - require:
       - x509: ark-pki-etcd-ca-key
 {#- clientAuth too: etcd's own HTTP gateway connects to its gRPC port with this certificate. #}
+{%- set etcd_key_after = ['file: ark-pki-etcd-dir', 'pkg: ark-etcd-package-installed'] %}
 {{ leaf('etcd-server', k8s.etcd_pki ~ '/server.crt', k8s.etcd_pki ~ '/server.key',
-        {'CN': 'ark-etcd'}, 'serverAuth, clientAuth', ['IP:127.0.0.1'], ca=etcd_ca, owner='etcd') }}
+        {'CN': 'ark-etcd'}, 'serverAuth, clientAuth', ['IP:127.0.0.1'], ca=etcd_ca, owner='etcd',
+        after=etcd_key_after) }}
 {{ leaf('etcd-peer', k8s.etcd_pki ~ '/peer.crt', k8s.etcd_pki ~ '/peer.key',
-        {'CN': 'ark-etcd'}, 'serverAuth, clientAuth', ['IP:127.0.0.1'], ca=etcd_ca, owner='etcd') }}
+        {'CN': 'ark-etcd'}, 'serverAuth, clientAuth', ['IP:127.0.0.1'], ca=etcd_ca, owner='etcd',
+        after=etcd_key_after) }}
 {{ leaf('apiserver-etcd-client', k8s.pki ~ '/apiserver-etcd-client.crt', k8s.pki ~ '/apiserver-etcd-client.key',
         {'CN': 'kube-apiserver-etcd-client'}, 'clientAuth', ca=etcd_ca) }}
 

@@ -87,11 +87,15 @@ def test_a_hostile_grami_is_refused_with_one_line(site):
     assert not site.outside("/tmp/pwned").exists()
 
 
-def test_a_user_cannot_run_a_job_in_another_users_session_directory(site):
+def test_a_user_cannot_submit_another_users_job_or_run_in_her_session_directory(site):
     job = site.new_job("ark-alice", "true\n")
     bob = site.uid("ark-bob")
     os.chown(job.grami, bob, bob)
     os.chown(job.script, bob, bob)
+    result = site.submit(job, user="ark-bob")
+    assert result.returncode == 1 and "belongs to another user" in result.stdout
+    # Even with the job's control files his, the session directory is still Alice's.
+    os.chown(site.controldir.job_file(job.grid_id, "local"), bob, bob)
     result = site.submit(job, user="ark-bob")
     assert result.returncode == 1
     assert "not a directory owned by uid" in result.stdout

@@ -174,3 +174,12 @@ def test_diag_and_comment_are_created_for_the_job_user(tmp_path):
     prepare_session_files(own(session), UID, UID)
     st = os.stat(tmp_path / f"{GRID_ID}.diag")
     assert stat.S_ISREG(st.st_mode) and st.st_uid == UID and stat.S_IMODE(st.st_mode) == 0o600
+
+
+def test_a_status_file_its_owner_grew_or_replaced_is_read_only_in_part_and_never_blocks(controldir):
+    status = controldir.status_file(GRID_ID)
+    status.write_text("INLRMS" + " " * (64 << 20))
+    assert controldir.state(GRID_ID) == "INLRMS"
+    status.unlink()
+    os.mkfifo(status)  # nobody writes: a read would hang
+    assert controldir.state(GRID_ID) is None

@@ -2,6 +2,7 @@
 
 import errno
 import json
+import os
 import socket
 import socketserver
 import threading
@@ -12,6 +13,9 @@ import pytest
 from arc_bridge import protocol, server
 from arc_bridge.server import ConnectionBudget, SocketServer
 from arc_bridge.translate import MAX_SCRIPT_BYTES
+
+
+ME = os.getuid()
 
 
 class Answering:
@@ -31,7 +35,8 @@ class Answering:
 @pytest.fixture
 def serving(tmp_path):
     bridge = Answering()
-    srv = SocketServer(tmp_path / "arkd.sock", bridge, ConnectionBudget(total=4, per_uid=2, root=2))
+    # Two at a time for this test's uid, root or not.
+    srv = SocketServer(tmp_path / "arkd.sock", bridge, ConnectionBudget(total=2, per_uid=2, root=2))
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv, bridge, str(tmp_path / "arkd.sock")
@@ -62,33 +67,50 @@ def test_the_budget_caps_each_user_and_all_users_and_keeps_a_reserve_for_root():
     assert not budget.active
 
 
-def test_a_caller_over_its_share_is_told_busy_at_once(serving):
-    srv, bridge, path = serving
-    held = [connect(path) for _ in range(2)]  # root's whole reserve in this budget
-    for sock in held:
-        protocol.send(sock, {"op": "info"})
-    deadline = time.monotonic() + 5
-    while srv.budget.active[0] < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    with connect(path) as third:
-        reply = protocol.receive(third, protocol.MAX_REPLY)
-    assert reply == {"ok": False, "busy": True, "error": "arkd is busy: 2 requests of root in progress"}
-    bridge.release.set()
-    for sock in held:
-        assert protocol.receive(sock, protocol.MAX_REPLY) == {"ok": True, "info": {"uid": 0}}
-        sock.close()
-
-
-def test_the_client_waits_out_a_busy_arkd(serving):
-    srv, bridge, path = serving
+def hold_two(srv, path):
+    """Two requests in flight for this test's uid: its whole share."""
     held = [connect(path) for _ in range(2)]
     for sock in held:
         protocol.send(sock, {"op": "info"})
+    deadline = time.monotonic() + 5
+    while srv.budget.active[ME] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return held
+
+
+def test_a_caller_over_its_share_is_told_busy_at_once(serving):
+    srv, bridge, path = serving
+    held = hold_two(srv, path)
+    with connect(path) as third:
+        reply = protocol.receive(third, protocol.MAX_REPLY)
+    who = "root" if ME == 0 else f"uid {ME}"
+    assert reply == {"ok": False, "busy": True, "error": f"arkd is busy: 2 requests of {who} in progress"}
+    bridge.release.set()
+    for sock in held:
+        assert protocol.receive(sock, protocol.MAX_REPLY) == {"ok": True, "info": {"uid": ME}}
+        sock.close()
+
+
+def test_the_client_waits_out_a_busy_arkd(serving, monkeypatch):
+    srv, bridge, path = serving
+    held = hold_two(srv, path)
+    replies = []
+    call_once = protocol._call_once
+    monkeypatch.setattr(protocol, "_call_once", lambda *a: replies.append(call_once(*a)) or replies[-1])
     threading.Timer(0.5, bridge.release.set).start()
     assert protocol.call(path, {"op": "scan"}) == {"ok": True, "lost": 0}
+    assert replies[0]["busy"] and len(replies) > 1
     for sock in held:
         sock.close()
+
+
+def test_a_request_that_is_not_unicode_text_is_refused(serving):
+    _srv, _bridge, path = serving
+    with connect(path) as sock:
+        sock.sendall(b'{"op": "submit", "grami": "\\ud800", "script": ""}\n')
+        reply = protocol.receive(sock, protocol.MAX_REPLY)
+    assert reply == {"ok": False, "error": "message is not valid Unicode text"}
 
 
 def test_a_request_must_arrive_whole_within_the_deadline_however_it_trickles(serving, monkeypatch):

@@ -5,7 +5,3 @@ include:
 ark-etcd-package-installed:
   pkg.installed:
     - name: etcd-server
-    # The package makes the etcd account, which owns etcd's keys.
-    - require_in:
-      - x509: ark-pki-etcd-server-key
-      - x509: ark-pki-etcd-peer-key
