@@ -32,6 +32,7 @@ class VO:
     default_image: str
     images: tuple[str, ...]
     runtime_environments: dict[str, str | None]
+    max_priority: int = 100  # the highest ARC priority (0-100) the VO's jobs are scheduled with
 
     def image_ref(self, image: str) -> str:
         return f"{self.registry}/{image}"
@@ -186,6 +187,7 @@ def _vo(name: str, r: "_Reader") -> VO:
         default_image=default,
         images=tuple(images),
         runtime_environments=rtes,
+        max_priority=r.int("max_priority", 100, minimum=0, maximum=100),
     )
 
 

@@ -31,8 +31,11 @@ def namespaces(config: Config) -> list[dict[str, Any]]:
 
 
 def priority_classes(config: Config) -> list[dict[str, Any]]:
+    """A job's priority orders the queue of pending pods and never evicts a running one, as ARC's
+    own backends only rank jobs: with preemption, one VO's urgent jobs would kill another's."""
     return [{"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
-             "value": 1000 + low, "globalDefault": False, "description": f"ARC jobs with priority {low} and above"}
+             "value": 1000 + low, "globalDefault": False, "preemptionPolicy": "Never",
+             "description": f"ARC jobs with priority {low} and above"}
             for name, low in config.priority_classes.items()]
 
 

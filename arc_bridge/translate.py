@@ -130,7 +130,8 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> d
     }
     if queue.node_selector:
         pod_spec["nodeSelector"] = dict(queue.node_selector)
-    if (pc := priority_class(job.priority, config.priority_classes)) is not None:
+    # A VO's jobs rank no higher than its cap, whatever its users ask for.
+    if (pc := priority_class(min(job.priority, vo.max_priority), config.priority_classes)) is not None:
         pod_spec["priorityClassName"] = pc
 
     return {

@@ -56,7 +56,8 @@ class MemoryKube:
 
 
 def scratch_site() -> tuple[Bridge, Path]:
-    root = Path(tempfile.mkdtemp(prefix="ark-fuzz-"))
+    # libFuzzer ends the process without Python's clean-up: fuzz/run gives a directory it removes.
+    root = Path(tempfile.mkdtemp(prefix="ark-fuzz-", dir=os.environ.get("ARK_FUZZ_SCRATCH")))
     raw = yaml.safe_load((EXAMPLES / "bridge.yaml").read_text())
     raw.update(controldir=str(root / "control"), session_roots=[str(root / "sessions")],
                socket=str(root / "arkd.sock"))

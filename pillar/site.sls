@@ -168,6 +168,9 @@ ark:
       # Grid certificate subjects of the VO's members (A-REX authgroup).
       dns:
         - /O=Grid/O=ARK Example/CN=Alice
+      # The highest ARC priority (0-100) this VO's jobs are ranked with, whatever a job asks for
+      # (default 100). Priority only orders pending jobs: PriorityClasses never preempt.
+      max_priority: 100
 
   # Queues as A-REX publishes them: the VOs allowed in and the nodes that run their jobs.
   queues:
@@ -181,7 +184,8 @@ ark:
       max_walltime_seconds: 86400
 
   # PriorityClass per ARC priority band (class: lowest ARC priority, 0-100); a job gets the class
-  # with the highest bound not above its priority (ARC's default is 50). Replaces the defaults.
+  # with the highest bound not above its priority (ARC's default is 50), capped by its VO's
+  # max_priority. The classes never preempt running jobs. Replaces the defaults.
   priority_classes:
     ark-low: 0
     ark-normal: 40

@@ -173,3 +173,10 @@ def test_a_job_cancelled_before_it_reached_kubernetes_is_recorded_only_for_its_o
     assert not site.controldir.is_done(job.grid_id)
     assert site.client("ark-alice", "cancel", site.inside(job.grami)).returncode == 0
     assert site.wait_done(job, timeout=10) == "-1 job was cancelled before it reached Kubernetes"
+
+
+def test_the_sites_priority_classes_never_preempt_a_running_job(site):
+    classes = json.loads(site.kubectl("get", "priorityclasses", "-o", "json").stdout)["items"]
+    ours = {c["metadata"]["name"]: c.get("preemptionPolicy") for c in classes
+            if c["metadata"]["name"] in site.config["priority_classes"]}
+    assert ours == {name: "Never" for name in site.config["priority_classes"]}

@@ -63,6 +63,7 @@ BAD_PILLARS = {
     "bad_service_cidr": "kubernetes:service_cidr",
     "bad_rte_null_and_image": "vos:beta:runtime_environments:ENV/PROXY",
     "bad_wheel_sha256": "wheels:bridge:arc_bridge-0.1.0-py3-none-any.whl",
+    "bad_max_priority": "vos:alpha:max_priority",
     # a host of a split site without the site's CA, or with a key that is not the CA's
     "role_worker": "pki:ca",
     "bad_ca_mismatch": "pki:ca:key",

@@ -32,6 +32,7 @@ def test_the_example_configuration_is_complete_and_valid():
         (lambda c: c["queues"]["default"].update(node_selector={"bad key!": "x"}), "queues.default.node_selector"),
         (lambda c: c["session_volume"].update(type="nfs"), "session_volume.type: expected one of"),
         (lambda c: c.update(vos={}), "vos: at least one entry"),
+        (lambda c: c["vos"]["alpha"].update(max_priority=101), "vos.alpha.max_priority: expected a whole number"),
     ],
 )
 def test_bad_values_name_their_key(raw_config, change, message):

@@ -53,3 +53,9 @@ def test_only_the_service_accounts_of_vo_namespaces_may_use_the_policy(config):
         ("ark-beta", "Group", "system:serviceaccounts:ark-beta"),
     }
     assert not any(o["kind"] == "ClusterRoleBinding" and o["roleRef"]["name"] == POD_SECURITY_POLICY for o in objects)
+
+
+def test_priority_classes_never_preempt_a_running_job(config):
+    classes = by_kind(cluster_objects(config, "arkd"), "PriorityClass")
+    assert {c["metadata"]["name"] for c in classes} == set(config.priority_classes)
+    assert all(c["preemptionPolicy"] == "Never" and c["globalDefault"] is False for c in classes)

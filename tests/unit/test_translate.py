@@ -8,6 +8,7 @@ import pytest
 import yaml
 from hypothesis import given, strategies as st
 
+from arc_bridge.config import parse_config
 from arc_bridge.errors import JobRejected
 from arc_bridge.job import job_from_grami
 from arc_bridge.translate import Caller, build_job, k8s_name, priority_class
@@ -158,3 +159,10 @@ def test_cputime_bounds_walltime_when_no_walltime_is_given(fields, config):
     del fields["joboption_walltime"]
     fields["joboption_cputime"] = "600"
     assert render(fields, config)["spec"]["activeDeadlineSeconds"] == 300  # 600 s of CPU over 2 slots
+
+
+def test_a_vos_cap_bounds_the_priority_its_jobs_are_ranked_with(fields, raw_config):
+    fields["joboption_priority"] = "100"
+    raw_config["vos"]["alpha"]["max_priority"] = 45
+    pod = render(fields, parse_config(raw_config))["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "ark-normal"  # 45 caps 100: above ark-normal's 40, below ark-high's 80

@@ -1,0 +1,279 @@
+"""Faults while grid jobs are in flight: prints name=value figures on stdout, progress on stderr.
+
+Runs on a split site of its own that Salt installs (control plane, registry, CE, two workers on
+systemd-nspawn test hosts, plan PLAN below on a LAN no test run uses). A stream of short grid
+jobs goes through the real A-REX, one `arcsub` each from the ARC client outside the site, and
+while it flows the faults of FAULTS are injected one at a time, each inside the hosts through
+systemd, as an operator or a crash would:
+
+  arkd_kill9          kill -9 of arkd (systemd restarts it)
+  apiserver_restart   a restart of kube-apiserver
+  etcd_stop           etcd stopped for 30 s
+  kubelet_stop        a worker's kubelet stopped for 60 s
+  registry_down       the registry (nginx and docker-registry) stopped for 30 s
+  arex_restart        A-REX (arc-arex, arc-arex-ws) restarted
+
+Per fault, over the jobs in flight during it (submitted before it was over, not ended before it
+began): `<fault>_jobs`, `_finished` (FINISHED in A-REX, no failure), `_failed_clear` (failed with
+a reason A-REX shows), `_failed_silent` (failed without one), `_lost` (no terminal state by the
+end), `_run_twice` (more than one pod for the ARC id, from a watch of every pod the site made),
+`_recovery_s` (from the injection until the component answers again). Then totals over all jobs,
+`submit_failed` (arcsub refused: the user saw it at once) included.
+
+The goal is 0 lost and 0 run twice for every fault, and every failure with its cause named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localsite.arcclient import ArcClientError
+from localsite.host import Host
+from localsite.saltsite import HostPlan, Lan, SaltSite, SitePlan, grid_client, push_site_images, running_salt_site
+
+# Not ALL_IN_ONE (LAN 21), SPLIT (LAN 30) or bench.arkd's (LAN 22): a test run may be up meanwhile.
+PLAN = SitePlan("faults", Lan(24), (
+    HostPlan("ark-f-cp", 41, ("control-plane",)),
+    HostPlan("ark-f-registry", 45, ("registry",)),
+    HostPlan("ark-f-ce", 42, ("ce",), shares_sessiondir=True),
+    HostPlan("ark-f-wn1", 43, ("worker",), pod_cidr="10.214.41.0/24", shares_sessiondir=True),
+    HostPlan("ark-f-wn2", 44, ("worker",), pod_cidr="10.214.42.0/24", shares_sessiondir=True),
+))
+PILLAR = {"arex": {"wakeupperiod": 10}}
+KUBECTL = ("kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig")
+CONTROLDIR = "/var/spool/arc/jobstatus"
+PAYLOAD = '&(executable="/bin/sh")(arguments="-c" "sleep 1; echo done > out.txt")(outputfiles=("out.txt" ""))'
+TERMINAL = {"FINISHED", "DELETED"}
+READY_TIMEOUT = 180.0
+
+log = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Fault:
+    name: str
+    role: str  # the host it happens on
+    stop: tuple[str, ...]  # systemctl verb and units
+    hold: float  # seconds down before the units start again (0: stop is a restart or a kill)
+    ready: Callable[[SaltSite], bool]  # the component answers again
+    injected: float = 0.0
+    recovered: float = 0.0
+
+
+def _answers(site: SaltSite, role: str, *argv: str) -> bool:
+    return host(site, role).run(*argv, timeout=30).returncode == 0
+
+
+def host(site: SaltSite, role: str) -> Host:
+    return site.with_role(role)
+
+
+FAULTS = (
+    Fault("arkd_kill9", "ce", ("kill", "--signal=KILL", "arkd"), 0,
+          lambda s: _answers(s, "ce", "test", "-S", "/run/arkd/arkd.sock")
+          and _answers(s, "ce", "systemctl", "is-active", "--quiet", "arkd")),
+    Fault("apiserver_restart", "control-plane", ("restart", "kube-apiserver"), 0,
+          lambda s: _answers(s, "control-plane", *KUBECTL, "get", "--raw=/readyz")),
+    Fault("etcd_stop", "control-plane", ("stop", "etcd"), 30,
+          lambda s: _answers(s, "control-plane", *KUBECTL, "get", "--raw=/readyz")),
+    Fault("kubelet_stop", "worker", ("stop", "kubelet"), 60,
+          lambda s: "True" in host(s, "control-plane").run(
+              *KUBECTL, "get", "node", s.plan.with_role("worker").name,
+              "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", timeout=30).stdout),
+    Fault("registry_down", "registry", ("stop", "nginx", "docker-registry"), 30,
+          lambda s: _answers(s, "registry", "systemctl", "is-active", "--quiet", "nginx", "docker-registry")),
+    Fault("arex_restart", "ce", ("restart", "arc-arex", "arc-arex-ws"), 0,
+          lambda s: _answers(s, "ce", "systemctl", "is-active", "--quiet", "arc-arex", "arc-arex-ws")),
+)
+
+
+@dataclass
+class Job:
+    url: str
+    grid_id: str
+    submitted: float
+    ended: float | None = None
+    state: str = ""
+    failure: str = ""
+
+
+@dataclass
+class Run:
+    site: SaltSite
+    jobs: list[Job] = field(default_factory=list)
+    submit_failed: int = 0
+
+    def inject(self, fault: Fault) -> None:
+        """The fault, then its units back after `hold`, then wait until the component answers."""
+        where = host(self.site, fault.role)
+        log(f"==> fault {fault.name}: systemctl {' '.join(fault.stop)} on {where.name}")
+        fault.injected = time.monotonic()
+        where.run("systemctl", *fault.stop, timeout=120)
+        if fault.hold:
+            time.sleep(fault.hold)
+            where.run("systemctl", "start", *fault.stop[1:], timeout=120)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not fault.ready(self.site) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        fault.recovered = time.monotonic()
+        log(f"    {fault.name}: back after {fault.recovered - fault.injected:.1f} s")
+
+    def state_of(self, job: Job) -> tuple[str, str]:
+        """A-REX's state of the job and its failure reason, read from the CE's control directory."""
+        root = host(self.site, "ce").root / CONTROLDIR.lstrip("/")
+        for status in root.glob(f"*/job.{job.grid_id}.status"):
+            try:
+                state = status.read_text().strip()
+            except OSError:
+                continue
+            failed = root / f"job.{job.grid_id}.failed"
+            return state, (failed.read_text().strip() if failed.exists() else "")
+        return "", ""
+
+    def poll(self) -> None:
+        for job in self.jobs:
+            if job.ended is None:
+                job.state, job.failure = self.state_of(job)
+                if job.state in TERMINAL:
+                    job.ended = time.monotonic()
+
+
+class PodHistory:
+    """Every pod the site makes for a grid job, from a watch on the control plane (arkd deletes
+    recorded Jobs and their pods, so a later listing would not show a second pod). The watch ends
+    when the API server goes away, so it runs in a loop; each new watch lists what exists first."""
+
+    def __init__(self, site: SaltSite, out: Path):
+        self.out = out
+        template = '{.metadata.labels.ark\\.nordugrid\\.org/job-id} {.metadata.uid}{"\\n"}'
+        watch = shlex.join([*KUBECTL, "get", "pods", "--all-namespaces", "--watch", "-l",
+                            "app.kubernetes.io/managed-by=arkd", "-o", f"jsonpath={template}"])
+        argv = host(site, "control-plane").command(["sh", "-c", f"while :; do {watch}; sleep 1; done"])
+        self.file = out.open("w")
+        self.proc = subprocess.Popen(argv, stdout=self.file, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def pods_by_job(self) -> dict[str, set[str]]:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.file.close()
+        pods: dict[str, set[str]] = defaultdict(set)
+        for line in self.out.read_text().splitlines():
+            if len(parts := line.split()) == 2:
+                pods[parts[0]].add(parts[1])
+        return pods
+
+
+def stream(run: Run, client, workdir: Path, count: int, faults: tuple[Fault, ...], wait: float) -> None:
+    """`count` jobs, one arcsub each; fault i is injected (in the background) once count*(i+1)/(n+1)
+    jobs were submitted and the one before it recovered."""
+    marks = [count * (i + 1) // (len(faults) + 1) for i in range(len(faults))]
+    current: threading.Thread | None = None
+    pending = list(faults)
+    for n in range(count):
+        due = pending and n >= marks[len(faults) - len(pending)]
+        if due and (current is None or not current.is_alive()):
+            current = threading.Thread(target=run.inject, args=(pending.pop(0),), daemon=True)
+            current.start()
+        submitted = time.monotonic()
+        try:
+            url = client.submit(PAYLOAD, cwd=workdir)
+        except (ArcClientError, subprocess.TimeoutExpired) as e:
+            run.submit_failed += 1
+            log(f"    submit {n} refused: {str(e).splitlines()[-1][:160]}")
+            continue
+        run.jobs.append(Job(url, url.rstrip("/").rsplit("/", 1)[-1], submitted))
+        if n % 20 == 0:
+            run.poll()
+            done = sum(j.ended is not None for j in run.jobs)
+            log(f"    {n + 1}/{count} submitted, {done} ended")
+    for fault in pending:  # faults the stream outran: one after the other, jobs still in flight
+        if current is not None:
+            current.join()
+        current = threading.Thread(target=run.inject, args=(fault,), daemon=True)
+        current.start()
+    if current is not None:
+        current.join()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        run.poll()
+        if all(j.ended is not None for j in run.jobs):
+            break
+        time.sleep(2)
+
+
+def figures(run: Run, faults: tuple[Fault, ...], pods: dict[str, set[str]]) -> list[str]:
+    def counts(jobs: list[Job]) -> dict[str, int]:
+        return {
+            "jobs": len(jobs),
+            "finished": sum(j.state == "FINISHED" and not j.failure for j in jobs),
+            "failed_clear": sum(j.ended is not None and bool(j.failure) for j in jobs),
+            "failed_silent": sum(j.state == "DELETED" and not j.failure for j in jobs),
+            "lost": sum(j.ended is None for j in jobs),
+            "run_twice": sum(len(pods.get(j.grid_id, ())) > 1 for j in jobs),
+        }
+
+    lines = []
+    for fault in faults:
+        during = [j for j in run.jobs
+                  if j.submitted <= fault.recovered and (j.ended is None or j.ended >= fault.injected)]
+        lines += [f"{fault.name}_{k}={v}" for k, v in counts(during).items()]
+        lines.append(f"{fault.name}_recovery_s={fault.recovered - fault.injected:.1f}")
+    lines += [f"total_{k}={v}" for k, v in counts(run.jobs).items()]
+    lines.append(f"submit_failed={run.submit_failed}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=200, help="grid jobs in the stream (default %(default)s)")
+    parser.add_argument("--faults", default=",".join(f.name for f in FAULTS),
+                        help="which faults, in order (default: all)")
+    parser.add_argument("--wait", type=float, default=900, help="seconds to wait for the last jobs (default %(default)s)")
+    args = parser.parse_args()
+    by_name = {f.name: f for f in FAULTS}
+    unknown = [n for n in args.faults.split(",") if n not in by_name]
+    if unknown:
+        parser.error(f"unknown fault {', '.join(unknown)} (known: {', '.join(by_name)})")
+    faults = tuple(by_name[n] for n in args.faults.split(","))
+
+    work = Path(tempfile.mkdtemp(prefix="ark-faults-", dir="/tmp"))
+    work.chmod(0o755)
+    log(f"==> site {PLAN.name} in {work}")
+    with running_salt_site(PLAN, work, progress=log, pillar=PILLAR) as site:
+        if not site.deployed.ok:
+            sys.exit("ark deploy failed:\n" + "\n".join(site.deployed.errors))
+        push_site_images(site, work, progress=log)
+        client = grid_client(site, work / "client")
+        jobdir = work / "jobs"
+        jobdir.mkdir(mode=0o755)
+        run = Run(site)
+        history = PodHistory(site, work / "pods.txt")
+        started = time.monotonic()
+        log(f"==> {args.jobs} grid jobs, faults: {', '.join(f.name for f in faults)}")
+        try:
+            stream(run, client, jobdir, args.jobs, faults, args.wait)
+        finally:
+            pods = history.pods_by_job()
+        log(f"==> stream over in {time.monotonic() - started:.0f} s")
+        for job in run.jobs:
+            if job.failure or job.ended is None:
+                log(f"    {job.grid_id}: {job.state or 'no state'} {job.failure[:200]}")
+    shutil.rmtree(work, ignore_errors=True)
+    print("\n".join(figures(run, faults, pods)))
+
+
+if __name__ == "__main__":
+    main()

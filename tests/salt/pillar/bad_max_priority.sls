@@ -1,0 +1,5 @@
+# A VO priority cap outside ARC's 0-100.
+ark:
+  vos:
+    alpha:
+      max_priority: 101
