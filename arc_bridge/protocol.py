@@ -19,8 +19,9 @@ MAX_REQUEST = (1 << 20) + (64 << 10)
 MAX_REPLY = 64 << 20
 # A whole request must arrive within this, however slowly its bytes trickle in.
 REQUEST_SECONDS = 10.0
-# How long a client keeps retrying while arkd says it is busy with other requests of its user.
-BUSY_RETRY_SECONDS = 60.0
+# How long a client keeps retrying while arkd is restarting (its socket missing or not accepting)
+# or says it is busy with other requests of its user.
+RETRY_SECONDS = 60.0
 
 
 class ProtocolError(Exception):
@@ -76,15 +77,23 @@ def busy_reply(detail: str) -> dict[str, Any]:
 def call(path: str, request: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
     """Send one request to arkd and return its reply; OSError if arkd is not there.
 
-    While arkd answers busy (too many requests in flight for this user), try again after a short,
-    growing, randomised pause, for up to BUSY_RETRY_SECONDS.
+    While arkd is restarting (systemd brings it back within seconds) or answers busy (too many
+    requests in flight for this user), try again after a short, growing, randomised pause, for up
+    to RETRY_SECONDS: a job submitted meanwhile is late, not failed.
     """
-    give_up = time.monotonic() + BUSY_RETRY_SECONDS
+    give_up = time.monotonic() + RETRY_SECONDS
     pause = 0.05
     while True:
-        reply = _call_once(path, request, timeout)
-        if not reply.get("busy") or time.monotonic() + pause > give_up:
-            return reply
+        try:
+            reply = _call_once(path, request, timeout)
+            if not reply.get("busy"):
+                return reply
+        except (ConnectionRefusedError, FileNotFoundError):
+            if time.monotonic() + pause > give_up:
+                raise
+        else:
+            if time.monotonic() + pause > give_up:
+                return reply
         time.sleep(pause * random.uniform(0.5, 1.5))
         pause = min(pause * 2, 2.0)
 

@@ -167,3 +167,29 @@ def test_accept_pauses_instead_of_spinning_when_out_of_file_descriptors(serving,
     with pytest.raises(OSError):
         srv.get_request()
     assert time.monotonic() - start >= server.EMFILE_PAUSE
+
+
+def test_the_client_waits_for_an_arkd_that_is_restarting(tmp_path, monkeypatch):
+    path = tmp_path / "arkd.sock"
+    monkeypatch.setattr(protocol, "RETRY_SECONDS", 10.0)
+
+    def start_late():
+        time.sleep(0.5)
+        srv = SocketServer(path, Answering())
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        started.append(srv)
+
+    started = []
+    threading.Thread(target=start_late, daemon=True).start()
+    try:
+        assert protocol.call(str(path), {"op": "scan"}) == {"ok": True, "lost": 0}
+    finally:
+        for srv in started:
+            srv.shutdown()
+            srv.server_close()
+
+
+def test_the_client_gives_up_on_an_arkd_that_stays_away(tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "RETRY_SECONDS", 0.3)
+    with pytest.raises(FileNotFoundError):
+        protocol.call(str(tmp_path / "arkd.sock"), {"op": "scan"})
