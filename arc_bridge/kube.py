@@ -1,18 +1,54 @@
-"""The only module that talks to Kubernetes. Objects cross this boundary as plain JSON dicts."""
+"""The only module that talks to Kubernetes. Objects cross this boundary as plain JSON dicts.
+
+Single calls (create, get, patch, delete) ride out an API server that is restarting or waiting
+for etcd: they are retried with back-off for up to API_RETRY_SECONDS, so a job submitted
+meanwhile is late rather than failed. The LRMS client waits longer than that (protocol.call).
+"""
 
 import json
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import urllib3.exceptions
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from .translate import ANN_CANCELLED, SELECTOR
 
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+API_RETRY_SECONDS = 90.0
+# Answers of an API server that is starting, overloaded or without etcd: worth asking again.
+TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+
+
 class Gone(Exception):
     """The watch's resourceVersion is too old (HTTP 410): list again."""
+
+
+def retrying(call: Callable[[], T], what: str, seconds: float = API_RETRY_SECONDS) -> T:
+    """call(), again after a growing pause while the API server is unreachable or answers with a
+    transient error, until `seconds` have passed; other errors at once."""
+    give_up = time.monotonic() + seconds
+    pause = 0.5
+    while True:
+        try:
+            return call()
+        except ApiException as e:
+            if e.status not in TRANSIENT_STATUS or time.monotonic() + pause > give_up:
+                raise
+            problem = f"HTTP {e.status} {e.reason}"
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            if time.monotonic() + pause > give_up:
+                raise
+            problem = type(e).__name__
+        log.warning("%s: API server unavailable (%s); retrying in %.1f s", what, problem, pause)
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 class Kube:
@@ -30,7 +66,8 @@ class Kube:
         """Create the Job; None if one of that name exists already (a repeated submit)."""
         ns = manifest["metadata"]["namespace"]
         try:
-            return self._json(self.batch.create_namespaced_job(ns, manifest, _preload_content=False))
+            return self._json(retrying(lambda: self.batch.create_namespaced_job(ns, manifest, _preload_content=False),
+                                       f"creating Job {ns}/{manifest['metadata']['name']}"))
         except ApiException as e:
             if e.status == 409:
                 return None
@@ -38,7 +75,8 @@ class Kube:
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+            return self._json(retrying(lambda: self.batch.read_namespaced_job(name, namespace, _preload_content=False),
+                                       f"reading Job {namespace}/{name}"))
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -48,7 +86,7 @@ class Kube:
         """Mark the Job cancelled, then delete it and its pod; the watch sees it go."""
         patch = {"metadata": {"annotations": {ANN_CANCELLED: "true"}}}
         try:
-            self.batch.patch_namespaced_job(name, namespace, patch)
+            retrying(lambda: self.batch.patch_namespaced_job(name, namespace, patch), f"marking Job {namespace}/{name}")
         except ApiException as e:
             if e.status == 404:
                 return
@@ -59,7 +97,7 @@ class Kube:
         # Foreground: the Job object outlives its pod, so its DELETED event means the pod is gone.
         body = client.V1DeleteOptions(propagation_policy="Foreground")
         try:
-            self.batch.delete_namespaced_job(name, namespace, body=body)
+            retrying(lambda: self.batch.delete_namespaced_job(name, namespace, body=body), f"deleting Job {namespace}/{name}")
         except ApiException as e:
             if e.status != 404:
                 raise

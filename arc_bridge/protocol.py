@@ -19,6 +19,9 @@ MAX_REQUEST = (1 << 20) + (64 << 10)
 MAX_REPLY = 64 << 20
 # A whole request must arrive within this, however slowly its bytes trickle in.
 REQUEST_SECONDS = 10.0
+# How long a client waits for arkd's answer: arkd itself rides out an API server that is away for
+# up to 90 s per call (kube.API_RETRY_SECONDS), and a repeated submit makes two calls.
+REPLY_TIMEOUT = 240.0
 # How long a client keeps retrying while arkd is restarting (its socket missing or not accepting)
 # or says it is busy with other requests of its user.
 RETRY_SECONDS = 60.0
@@ -74,7 +77,7 @@ def busy_reply(detail: str) -> dict[str, Any]:
     return {"ok": False, "busy": True, "error": f"arkd is busy: {detail}"}
 
 
-def call(path: str, request: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+def call(path: str, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
     """Send one request to arkd and return its reply; OSError if arkd is not there.
 
     While arkd is restarting (systemd brings it back within seconds) or answers busy (too many

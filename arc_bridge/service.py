@@ -2,8 +2,9 @@
 
 Every result is recorded through one path (`_settle`), under one lock, so a watch event, the
 periodic tick, a scan request and the start-up reconcile can all ask about the same job safely:
-whichever comes first records it, the others find `.lrms_done` and only tidy up. The lock guards
-the control directory only; no Kubernetes API call is made while it is held, so a slow API server
+whichever comes first records it, the others find it recorded and only tidy up. Recorded means
+`.lrms_done` exists or this arkd wrote it: A-REX removes the file once it has read it, while
+events for the Job may still be on their way. The lock guards the control directory only; no Kubernetes API call is made while it is held, so a slow API server
 never stalls recording or other callers.
 
 arkd believes only what it made: Jobs and pods in a VO's namespace carrying that VO's label, and
@@ -49,6 +50,7 @@ class Bridge:
         self.config, self.kube = config, kube
         self.controldir = ControlDir(config.controldir)
         self.lock = threading.Lock()
+        self.recorded: set[str] = set()  # ARC ids recorded whose Job has not gone yet
         self.jobs = Informer(kube, "jobs", self._on_job, _grid_id_of, self._ours)
         self.pods = Informer(kube, "pods", self._on_pod, _grid_id_of, self._ours)
         self._stop = threading.Event()
@@ -171,7 +173,7 @@ class Bridge:
         if meta.get("deletionTimestamp"):
             return  # the DELETED event settles it
         with self.lock:
-            if not self.controldir.is_done(grid_id):
+            if not self._recorded(grid_id):
                 outcome = job_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc),
                                       self.config.image_pull_grace_seconds)
                 if outcome is None:
@@ -182,7 +184,8 @@ class Bridge:
     def _settle_deleted(self, job: Obj) -> None:
         grid_id = job["metadata"]["labels"][LABEL_JOB_ID]
         with self.lock:
-            if self.controldir.is_done(grid_id) or self.controldir.state(grid_id) is None:
+            if self._recorded(grid_id) or self.controldir.state(grid_id) is None:
+                self.recorded.discard(grid_id)  # its last event
                 return
             self._record(job, deleted_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc)))
 
@@ -192,6 +195,7 @@ class Bridge:
         grid_id = meta["labels"][LABEL_JOB_ID]
         session = Path(meta["annotations"][ANN_SESSION])
         self.controldir.record(grid_id, session, int(meta["labels"][LABEL_UID]), outcome)
+        self.recorded.add(grid_id)
         log.info("job %s ended: %s", grid_id, outcome.lrms_done())
 
     def _record_unknown(self, grid_id: str, outcome: Outcome) -> int:
@@ -199,11 +203,14 @@ class Bridge:
         owner = self.controldir.owner(grid_id)
         session = find_session(self.config.session_roots, grid_id, owner)
         with self.lock:
-            if self.controldir.is_done(grid_id):
+            if self._recorded(grid_id):
                 return 0
             self.controldir.record(grid_id, session, owner or -1, outcome)
         log.info("job %s ended: %s", grid_id, outcome.lrms_done())
         return 1
+
+    def _recorded(self, grid_id: str) -> bool:
+        return grid_id in self.recorded or self.controldir.is_done(grid_id)
 
     # --- lookups --------------------------------------------------------------------------
 

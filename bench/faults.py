@@ -2,9 +2,9 @@
 
 Runs on a split site of its own that Salt installs (control plane, registry, CE, two workers on
 systemd-nspawn test hosts, plan PLAN below on a LAN no test run uses). A stream of short grid
-jobs goes through the real A-REX, one `arcsub` each from the ARC client outside the site, and
-while it flows the faults of FAULTS are injected one at a time, each inside the hosts through
-systemd, as an operator or a crash would:
+jobs goes through the real A-REX, one `arcsub` each from the ARC client outside the site (a few
+grid users' clients submitting side by side), and while it flows the faults of FAULTS are
+injected one at a time, each inside the hosts through systemd, as an operator or a crash would:
 
   arkd_kill9          kill -9 of arkd (systemd restarts it)
   apiserver_restart   a restart of kube-apiserver
@@ -18,7 +18,8 @@ began): `<fault>_jobs`, `_finished` (FINISHED in A-REX, no failure), `_failed_cl
 a reason A-REX shows), `_failed_silent` (failed without one), `_lost` (no terminal state by the
 end), `_run_twice` (more than one pod for the ARC id, from a watch of every pod the site made),
 `_recovery_s` (from the injection until the component answers again). Then totals over all jobs,
-`submit_failed` (arcsub refused: the user saw it at once) included.
+`submit_failed` (arcsub refused: the user saw it at once) included. Each failed job is listed on
+stderr with A-REX's reason and the cause the LRMS script gave (its ERROR line in the job's log).
 
 The goal is 0 lost and 0 run twice for every fault, and every failure with its cause named.
 """
@@ -40,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localsite.arcclient import ArcClientError
+from localsite.arcclient import ArcClient, ArcClientError
 from localsite.host import Host
 from localsite.saltsite import HostPlan, Lan, SaltSite, SitePlan, grid_client, push_site_images, running_salt_site
 
@@ -114,7 +115,7 @@ class Job:
 class Run:
     site: SaltSite
     jobs: list[Job] = field(default_factory=list)
-    submit_failed: int = 0
+    refused: list[int] = field(default_factory=list)  # submissions arcsub reported as failed
 
     def inject(self, fault: Fault) -> None:
         """The fault, then its units back after `hold`, then wait until the component answers."""
@@ -132,15 +133,19 @@ class Run:
         log(f"    {fault.name}: back after {fault.recovered - fault.injected:.1f} s")
 
     def state_of(self, job: Job) -> tuple[str, str]:
-        """A-REX's state of the job and its failure reason, read from the CE's control directory."""
+        """A-REX's state of the job and its failure (reason; cause), from the CE's control directory."""
         root = host(self.site, "ce").root / CONTROLDIR.lstrip("/")
         for status in root.glob(f"*/job.{job.grid_id}.status"):
             try:
                 state = status.read_text().strip()
+                failed = root / f"job.{job.grid_id}.failed"
+                if not failed.exists():
+                    return state, ""
+                errors = (root / f"job.{job.grid_id}.errors").read_text(errors="replace")
             except OSError:
                 continue
-            failed = root / f"job.{job.grid_id}.failed"
-            return state, (failed.read_text().strip() if failed.exists() else "")
+            causes = [line[len("ERROR: "):] for line in errors.splitlines() if line.startswith("ERROR: ")]
+            return state, "; ".join([failed.read_text().strip(), *causes[-1:]])
         return "", ""
 
     def poll(self) -> None:
@@ -176,29 +181,39 @@ class PodHistory:
         return pods
 
 
-def stream(run: Run, client, workdir: Path, count: int, faults: tuple[Fault, ...], wait: float) -> None:
-    """`count` jobs, one arcsub each; fault i is injected (in the background) once count*(i+1)/(n+1)
-    jobs were submitted and the one before it recovered."""
+def submit(run: Run, client: ArcClient, workdir: Path, n: int) -> None:
+    submitted = time.monotonic()
+    try:
+        url = client.submit(PAYLOAD, cwd=workdir)
+    except (ArcClientError, subprocess.TimeoutExpired) as e:
+        run.refused.append(n)
+        log(f"    submit {n} refused: {str(e).splitlines()[-1][:160]}")
+        return
+    run.jobs.append(Job(url, url.rstrip("/").rsplit("/", 1)[-1], submitted))
+
+
+def stream(run: Run, clients: list[ArcClient], workdir: Path, count: int, faults: tuple[Fault, ...],
+           wait: float) -> None:
+    """`count` jobs, one arcsub each, the clients submitting side by side; fault i is injected (in
+    the background) once count*(i+1)/(n+1) jobs were submitted and the one before it recovered."""
     marks = [count * (i + 1) // (len(faults) + 1) for i in range(len(faults))]
     current: threading.Thread | None = None
     pending = list(faults)
-    for n in range(count):
-        due = pending and n >= marks[len(faults) - len(pending)]
+    for first in range(0, count, len(clients)):
+        due = pending and first >= marks[len(faults) - len(pending)]
         if due and (current is None or not current.is_alive()):
             current = threading.Thread(target=run.inject, args=(pending.pop(0),), daemon=True)
             current.start()
-        submitted = time.monotonic()
-        try:
-            url = client.submit(PAYLOAD, cwd=workdir)
-        except (ArcClientError, subprocess.TimeoutExpired) as e:
-            run.submit_failed += 1
-            log(f"    submit {n} refused: {str(e).splitlines()[-1][:160]}")
-            continue
-        run.jobs.append(Job(url, url.rstrip("/").rsplit("/", 1)[-1], submitted))
-        if n % 20 == 0:
+        batch = [threading.Thread(target=submit, args=(run, client, workdir, first + i))
+                 for i, client in enumerate(clients[:count - first])]
+        for thread in batch:
+            thread.start()
+        for thread in batch:
+            thread.join()
+        if first % 20 < len(clients):
             run.poll()
             done = sum(j.ended is not None for j in run.jobs)
-            log(f"    {n + 1}/{count} submitted, {done} ended")
+            log(f"    {first + len(batch)}/{count} submitted, {done} ended")
     for fault in pending:  # faults the stream outran: one after the other, jobs still in flight
         if current is not None:
             current.join()
@@ -232,7 +247,7 @@ def figures(run: Run, faults: tuple[Fault, ...], pods: dict[str, set[str]]) -> l
         lines += [f"{fault.name}_{k}={v}" for k, v in counts(during).items()]
         lines.append(f"{fault.name}_recovery_s={fault.recovered - fault.injected:.1f}")
     lines += [f"total_{k}={v}" for k, v in counts(run.jobs).items()]
-    lines.append(f"submit_failed={run.submit_failed}")
+    lines.append(f"submit_failed={len(run.refused)}")
     return lines
 
 
@@ -242,6 +257,7 @@ def main() -> None:
     parser.add_argument("--faults", default=",".join(f.name for f in FAULTS),
                         help="which faults, in order (default: all)")
     parser.add_argument("--wait", type=float, default=900, help="seconds to wait for the last jobs (default %(default)s)")
+    parser.add_argument("--clients", type=int, default=4, help="ARC clients submitting side by side (default %(default)s)")
     args = parser.parse_args()
     by_name = {f.name: f for f in FAULTS}
     unknown = [n for n in args.faults.split(",") if n not in by_name]
@@ -256,7 +272,7 @@ def main() -> None:
         if not site.deployed.ok:
             sys.exit("ark deploy failed:\n" + "\n".join(site.deployed.errors))
         push_site_images(site, work, progress=log)
-        client = grid_client(site, work / "client")
+        clients = [grid_client(site, work / f"client-{i}") for i in range(args.clients)]
         jobdir = work / "jobs"
         jobdir.mkdir(mode=0o755)
         run = Run(site)
@@ -264,7 +280,7 @@ def main() -> None:
         started = time.monotonic()
         log(f"==> {args.jobs} grid jobs, faults: {', '.join(f.name for f in faults)}")
         try:
-            stream(run, client, jobdir, args.jobs, faults, args.wait)
+            stream(run, clients, jobdir, args.jobs, faults, args.wait)
         finally:
             pods = history.pods_by_job()
         log(f"==> stream over in {time.monotonic() - started:.0f} s")

@@ -1,0 +1,77 @@
+"""How arkd records a job's end (once, whatever order and number of events bring it) and rides out
+an API server that is away."""
+
+import os
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from arc_bridge import kube
+from arc_bridge.config import parse_config
+from arc_bridge.service import Bridge
+from arc_bridge.translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, LABEL_VO
+
+GRID_ID = "abcdefghijklmnop"
+UID = os.getuid() or 4242
+
+
+class NoApi:
+    """arkd's Kubernetes side for a test that only delivers events: deletes are noted, nothing else."""
+
+    def __init__(self):
+        self.deleted = []
+
+    def delete_job(self, namespace, name):
+        self.deleted.append(name)
+
+
+@pytest.fixture
+def bridge(raw_config, tmp_path):
+    raw_config.update(controldir=str(tmp_path / "control"), session_roots=[str(tmp_path / "sessions")])
+    (tmp_path / "control" / "processing").mkdir(parents=True)
+    (tmp_path / "control" / "processing" / f"job.{GRID_ID}.status").write_text("INLRMS")
+    session = tmp_path / "sessions" / GRID_ID
+    session.mkdir(parents=True)
+    for path in (session, tmp_path / "sessions" / f"{GRID_ID}.diag"):
+        path.touch()
+        if os.getuid() == 0:
+            os.chown(path, UID, UID)
+    return Bridge(parse_config(raw_config), NoApi())
+
+
+def completed_job(session: str) -> dict:
+    return {"metadata": {"name": "ark-job", "namespace": "ark-alpha",
+                         "labels": {LABEL_JOB_ID: GRID_ID, LABEL_UID: str(UID), LABEL_VO: "alpha"},
+                         "annotations": {ANN_SESSION: session}},
+            "status": {"conditions": [{"type": "Complete", "status": "True"}],
+                       "completionTime": "2026-11-30T10:00:00Z"}}
+
+
+def test_a_job_is_recorded_once_even_after_arex_took_its_lrms_done(bridge, tmp_path):
+    job = completed_job(str(tmp_path / "sessions" / GRID_ID))
+    done = bridge.controldir.job_file(GRID_ID, "lrms_done")
+    bridge._on_job("MODIFIED", job)
+    assert done.read_text() == "0\n"
+    diag = (tmp_path / "sessions" / f"{GRID_ID}.diag").read_text()
+    done.unlink()  # A-REX read it and moved the job on; the Job's events keep coming meanwhile
+    bridge._on_job("MODIFIED", job)
+    bridge._on_job("DELETED", job)
+    assert not done.exists()
+    assert (tmp_path / "sessions" / f"{GRID_ID}.diag").read_text() == diag
+    assert bridge.kube.deleted == ["ark-job", "ark-job"]
+    assert bridge.recorded == set()  # forgotten with the Job's last event
+
+
+def test_an_api_server_that_is_away_for_a_while_is_waited_for(monkeypatch):
+    monkeypatch.setattr(kube.time, "sleep", lambda s: None)
+    answers = iter([ConnectionRefusedError(), ApiException(status=503, reason="etcd"), "created"])
+
+    def call():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert kube.retrying(call, "creating a Job") == "created"
+    with pytest.raises(ApiException):  # a refusal on the merits is not retried
+        kube.retrying(lambda: (_ for _ in ()).throw(ApiException(status=403, reason="Forbidden")), "creating a Job")
