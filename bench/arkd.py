@@ -35,7 +35,6 @@ import re
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +46,9 @@ from arc_bridge.grami import parse_grami, quote
 from arc_bridge.job import job_from_grami
 from arc_bridge.translate import LABEL_QUEUE, Caller, build_job
 from localsite.cehost import KUBECTL, CeHost, GridJob
-from localsite.saltsite import ROLES, HostPlan, Lan, SitePlan, push_site_images, running_salt_site
+from localsite.saltsite import ROLES, HostPlan, Lan, SitePlan
+
+from .site import bench_site
 
 USER, UID = "ark-bench", 20021
 # Not ALL_IN_ONE (LAN 21, host 2) nor SPLIT (LAN 30, hosts 31-35): a test run may be up meanwhile.
@@ -250,13 +251,7 @@ def main() -> None:
                         help="leave the arkd unit as Salt installed it (no arkd_share figures)")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="ark-bench-", dir="/tmp"))
-    work.chmod(0o755)
-    log(f"==> site {PLAN.name} in {work}")
-    with running_salt_site(PLAN, work, progress=log, pillar=PILLAR) as site:
-        if not site.deployed.ok:
-            sys.exit("ark deploy failed:\n" + "\n".join(site.deployed.errors))
-        push_site_images(site, work, progress=log)
+    with bench_site(PLAN, PILLAR, log) as (site, _work):
         with CeHost(site).standing_in_for_arex() as ce:
             bench = Bench(ce)
             try:
@@ -274,7 +269,6 @@ def main() -> None:
             finally:
                 if bench.verbose:
                     bench.set_verbose(False)
-    shutil.rmtree(work, ignore_errors=True)
     print(f"submit_p50_ms={percentile(submit, 50) * 1000:.1f}")
     print(f"submit_p99_ms={percentile(submit, 99) * 1000:.1f}")
     print(f"arkd_create_per_s={arkd_rate:.1f}")

@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -43,7 +41,9 @@ from pathlib import Path
 
 from localsite.arcclient import ArcClient, ArcClientError
 from localsite.host import Host
-from localsite.saltsite import HostPlan, Lan, SaltSite, SitePlan, grid_client, push_site_images, running_salt_site
+from localsite.saltsite import HostPlan, Lan, SaltSite, SitePlan, grid_client
+
+from .site import bench_site
 
 # Not ALL_IN_ONE (LAN 21), SPLIT (LAN 30) or bench.arkd's (LAN 22): a test run may be up meanwhile.
 PLAN = SitePlan("faults", Lan(24), (
@@ -265,13 +265,7 @@ def main() -> None:
         parser.error(f"unknown fault {', '.join(unknown)} (known: {', '.join(by_name)})")
     faults = tuple(by_name[n] for n in args.faults.split(","))
 
-    work = Path(tempfile.mkdtemp(prefix="ark-faults-", dir="/tmp"))
-    work.chmod(0o755)
-    log(f"==> site {PLAN.name} in {work}")
-    with running_salt_site(PLAN, work, progress=log, pillar=PILLAR) as site:
-        if not site.deployed.ok:
-            sys.exit("ark deploy failed:\n" + "\n".join(site.deployed.errors))
-        push_site_images(site, work, progress=log)
+    with bench_site(PLAN, PILLAR, log) as (site, work):
         clients = [grid_client(site, work / f"client-{i}") for i in range(args.clients)]
         jobdir = work / "jobs"
         jobdir.mkdir(mode=0o755)
@@ -287,7 +281,6 @@ def main() -> None:
         for job in run.jobs:
             if job.failure or job.ended is None:
                 log(f"    {job.grid_id}: {job.state or 'no state'} {job.failure[:200]}")
-    shutil.rmtree(work, ignore_errors=True)
     print("\n".join(figures(run, faults, pods)))
 
 
