@@ -53,10 +53,14 @@ PLAN = SitePlan("faults", Lan(24), (
     HostPlan("ark-f-wn1", 43, ("worker",), pod_cidr="10.214.41.0/24", shares_sessiondir=True),
     HostPlan("ark-f-wn2", 44, ("worker",), pod_cidr="10.214.42.0/24", shares_sessiondir=True),
 ))
-PILLAR = {"arex": {"wakeupperiod": 10}}
+# A quota that never holds a job back: a Job refused by its quota is retried by the Job controller
+# with a growing back-off of up to six minutes, which would be measured instead of the faults.
+# The jobs wait for CPUs in the scheduler's queue instead.
+PILLAR = {"arex": {"wakeupperiod": 10}, "vos": {"alpha": {"quota": {"cpu": "1000", "memory": "1000Gi"}}}}
 KUBECTL = ("kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig")
 CONTROLDIR = "/var/spool/arc/jobstatus"
-PAYLOAD = '&(executable="/bin/sh")(arguments="-c" "sleep 1; echo done > out.txt")(outputfiles=("out.txt" ""))'
+PAYLOAD = ('&(executable="/bin/sh")(arguments="-c" "sleep 1; echo done > out.txt")(outputfiles=("out.txt" ""))'
+           '(memory=64)')
 TERMINAL = {"FINISHED", "DELETED"}
 READY_TIMEOUT = 180.0
 
@@ -264,6 +268,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown fault {', '.join(unknown)} (known: {', '.join(by_name)})")
     faults = tuple(by_name[n] for n in args.faults.split(","))
+    # Ctrl-C or SIGTERM (even where a shell started the bench with SIGINT ignored) shuts the site down.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
 
     with bench_site(PLAN, PILLAR, log) as (site, work):
         clients = [grid_client(site, work / f"client-{i}") for i in range(args.clients)]
