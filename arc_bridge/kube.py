@@ -24,6 +24,9 @@ T = TypeVar("T")
 API_RETRY_SECONDS = 90.0
 # Answers of an API server that is starting, overloaded or without etcd: worth asking again.
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+# A starting API server also answers 403 until it has loaded its RBAC roles (seen after a
+# restart); a real refusal is reported this much later.
+FORBIDDEN_RETRY_SECONDS = 15.0
 
 
 class Gone(Exception):
@@ -33,13 +36,15 @@ class Gone(Exception):
 def retrying(call: Callable[[], T], what: str, seconds: float = API_RETRY_SECONDS) -> T:
     """call(), again after a growing pause while the API server is unreachable or answers with a
     transient error, until `seconds` have passed; other errors at once."""
-    give_up = time.monotonic() + seconds
+    started = time.monotonic()
+    give_up = started + seconds
     pause = 0.5
     while True:
         try:
             return call()
         except ApiException as e:
-            if e.status not in TRANSIENT_STATUS or time.monotonic() + pause > give_up:
+            limit = give_up if e.status in TRANSIENT_STATUS else started + FORBIDDEN_RETRY_SECONDS
+            if e.status not in TRANSIENT_STATUS | {403} or time.monotonic() + pause > limit:
                 raise
             problem = f"HTTP {e.status} {e.reason}"
         except (urllib3.exceptions.HTTPError, OSError) as e:

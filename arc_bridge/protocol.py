@@ -23,8 +23,9 @@ REQUEST_SECONDS = 10.0
 # up to 90 s per call (kube.API_RETRY_SECONDS), and a repeated submit makes two calls.
 REPLY_TIMEOUT = 240.0
 # How long a client keeps retrying while arkd is restarting (its socket missing or not accepting)
-# or says it is busy with other requests of its user.
-RETRY_SECONDS = 60.0
+# or says it is busy with other requests of its user: as long as it would wait for an answer, as
+# a user's requests pile up while arkd waits for an API server that is away.
+RETRY_SECONDS = 240.0
 
 
 class ProtocolError(Exception):

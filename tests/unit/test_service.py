@@ -74,4 +74,8 @@ def test_an_api_server_that_is_away_for_a_while_is_waited_for(monkeypatch):
 
     assert kube.retrying(call, "creating a Job") == "created"
     with pytest.raises(ApiException):  # a refusal on the merits is not retried
+        kube.retrying(lambda: (_ for _ in ()).throw(ApiException(status=422, reason="Invalid")), "creating a Job")
+    clock = iter(range(0, 1000, 4))  # a Forbidden that lasts is reported after FORBIDDEN_RETRY_SECONDS
+    monkeypatch.setattr(kube.time, "monotonic", lambda: next(clock))
+    with pytest.raises(ApiException):
         kube.retrying(lambda: (_ for _ in ()).throw(ApiException(status=403, reason="Forbidden")), "creating a Job")
