@@ -12,6 +12,7 @@ alone (her uid, one link).
 """
 
 import errno
+import logging
 import os
 import stat
 from collections.abc import Iterable
@@ -21,6 +22,8 @@ from pathlib import Path, PurePosixPath
 from .outcome import Outcome
 
 IN_LRMS = {"INLRMS", "CANCELING"}
+
+log = logging.getLogger(__name__)
 
 
 class ControlDir:
@@ -77,7 +80,13 @@ class ControlDir:
         Without a session directory (none that the job's owner owns), only A-REX is told.
         """
         if session_dir is not None and uid > 0:
-            self._complete_session_files(grid_id, session_dir, uid, outcome)
+            try:
+                self._complete_session_files(grid_id, session_dir, uid, outcome)
+            except OSError as e:
+                # A full session file system must not keep A-REX from learning that the job
+                # ended (ARC's own backends carry on alike); only the site's lines are missing.
+                log.warning("job %s: %s.diag not completed: %s; telling A-REX the job ended anyway",
+                            grid_id, session_dir, e.strerror or e)
         done = self.job_file(grid_id, "lrms_done")
         tmp = done.with_name(done.name + ".arkd")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)

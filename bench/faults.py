@@ -4,14 +4,17 @@ Runs on a split site of its own that Salt installs (control plane, registry, CE,
 systemd-nspawn test hosts, plan PLAN below on a LAN no test run uses). A stream of short grid
 jobs goes through the real A-REX, one `arcsub` each from the ARC client outside the site (a few
 grid users' clients submitting side by side), and while it flows the faults of FAULTS are
-injected one at a time, each inside the hosts through systemd, as an operator or a crash would:
+injected one at a time, each inside the hosts (mostly through systemd), as an operator or a crash
+would:
 
   arkd_kill9          kill -9 of arkd (systemd restarts it)
   apiserver_restart   a restart of kube-apiserver
   etcd_stop           etcd stopped for 30 s
   kubelet_stop        a worker's kubelet stopped for 60 s
-  registry_down       the registry (nginx and docker-registry) stopped for 30 s
+  registry_down       the registry (nginx and docker-registry) stopped for 30 s, the workers'
+                      cached VO images removed first, so that pods must pull meanwhile
   arex_restart        A-REX (arc-arex, arc-arex-ws) restarted
+  sessiondir_full     the shared session file system (256 MiB) filled up for 30 s
 
 Per fault, over the jobs in flight during it (submitted before it was over, not ended before it
 began): `<fault>_jobs`, `_finished` (FINISHED in A-REX, no failure), `_failed_clear` (failed with
@@ -41,18 +44,19 @@ from pathlib import Path
 
 from localsite.arcclient import ArcClient, ArcClientError
 from localsite.host import Host
-from localsite.saltsite import HostPlan, Lan, SaltSite, SitePlan, grid_client
+from localsite.saltsite import SESSIONDIR, HostPlan, Lan, SaltSite, SitePlan, grid_client
 
 from .site import bench_site
 
 # Not ALL_IN_ONE (LAN 21), SPLIT (LAN 30) or bench.arkd's (LAN 22): a test run may be up meanwhile.
+# The session directory is a file system of its own, small enough to fill in a second.
 PLAN = SitePlan("faults", Lan(24), (
     HostPlan("ark-f-cp", 41, ("control-plane",)),
     HostPlan("ark-f-registry", 45, ("registry",)),
     HostPlan("ark-f-ce", 42, ("ce",), shares_sessiondir=True),
     HostPlan("ark-f-wn1", 43, ("worker",), pod_cidr="10.214.41.0/24", shares_sessiondir=True),
     HostPlan("ark-f-wn2", 44, ("worker",), pod_cidr="10.214.42.0/24", shares_sessiondir=True),
-))
+), sessiondir_size="256m")
 # A quota that never holds a job back: a Job refused by its quota is retried by the Job controller
 # with a growing back-off of up to six minutes, which would be measured instead of the faults.
 # The jobs wait for CPUs in the scheduler's queue instead.
@@ -67,41 +71,73 @@ READY_TIMEOUT = 180.0
 log = lambda msg: print(msg, file=sys.stderr, flush=True)
 
 
+Step = Callable[[SaltSite], None]
+
+
 @dataclass
 class Fault:
     name: str
-    role: str  # the host it happens on
-    stop: tuple[str, ...]  # systemctl verb and units
-    hold: float  # seconds down before the units start again (0: stop is a restart or a kill)
+    begin: Step
+    hold: float  # seconds until `end` (0: the fault is over once it began, as a restart is)
+    end: Step | None
     ready: Callable[[SaltSite], bool]  # the component answers again
     injected: float = 0.0
     recovered: float = 0.0
-
-
-def _answers(site: SaltSite, role: str, *argv: str) -> bool:
-    return host(site, role).run(*argv, timeout=30).returncode == 0
 
 
 def host(site: SaltSite, role: str) -> Host:
     return site.with_role(role)
 
 
+def on(role: str, *argv: str, every: bool = False) -> Step:
+    """`argv` inside the (first, or with `every` each) host with this role."""
+    def step(site: SaltSite) -> None:
+        specs = [spec for spec in site.plan.hosts if role in spec.roles]
+        for spec in specs if every else specs[:1]:
+            site.hosts[spec.name].run(*argv, timeout=120)
+    return step
+
+
+def both(*steps: Step) -> Step:
+    def step(site: SaltSite) -> None:
+        for each in steps:
+            each(site)
+    return step
+
+
+def _answers(site: SaltSite, role: str, *argv: str) -> bool:
+    return host(site, role).run(*argv, timeout=30).returncode == 0
+
+
+# The workers forget the VO's images first, so that the pods started while the registry is down
+# must pull, rather than start from the image cache.
+FORGET_VO_IMAGES = ("sh", "-c", "ctr -n k8s.io images ls -q | grep '/vo-' | xargs -r ctr -n k8s.io images rm")
+# As root, who may use a file system's last block: A-REX and the jobs' users see it full.
+FILL = f"{SESSIONDIR}/.ark-bench-fill"
+
 FAULTS = (
-    Fault("arkd_kill9", "ce", ("kill", "--signal=KILL", "arkd"), 0,
+    Fault("arkd_kill9", on("ce", "systemctl", "kill", "--signal=KILL", "arkd"), 0, None,
           lambda s: _answers(s, "ce", "test", "-S", "/run/arkd/arkd.sock")
           and _answers(s, "ce", "systemctl", "is-active", "--quiet", "arkd")),
-    Fault("apiserver_restart", "control-plane", ("restart", "kube-apiserver"), 0,
+    Fault("apiserver_restart", on("control-plane", "systemctl", "restart", "kube-apiserver"), 0, None,
           lambda s: _answers(s, "control-plane", *KUBECTL, "get", "--raw=/readyz")),
-    Fault("etcd_stop", "control-plane", ("stop", "etcd"), 30,
+    Fault("etcd_stop", on("control-plane", "systemctl", "stop", "etcd"), 30,
+          on("control-plane", "systemctl", "start", "etcd"),
           lambda s: _answers(s, "control-plane", *KUBECTL, "get", "--raw=/readyz")),
-    Fault("kubelet_stop", "worker", ("stop", "kubelet"), 60,
+    Fault("kubelet_stop", on("worker", "systemctl", "stop", "kubelet"), 60,
+          on("worker", "systemctl", "start", "kubelet"),
           lambda s: "True" in host(s, "control-plane").run(
               *KUBECTL, "get", "node", s.plan.with_role("worker").name,
               "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", timeout=30).stdout),
-    Fault("registry_down", "registry", ("stop", "nginx", "docker-registry"), 30,
+    Fault("registry_down", both(on("worker", *FORGET_VO_IMAGES, every=True),
+                                on("registry", "systemctl", "stop", "nginx", "docker-registry")), 30,
+          on("registry", "systemctl", "start", "nginx", "docker-registry"),
           lambda s: _answers(s, "registry", "systemctl", "is-active", "--quiet", "nginx", "docker-registry")),
-    Fault("arex_restart", "ce", ("restart", "arc-arex", "arc-arex-ws"), 0,
+    Fault("arex_restart", on("ce", "systemctl", "restart", "arc-arex", "arc-arex-ws"), 0, None,
           lambda s: _answers(s, "ce", "systemctl", "is-active", "--quiet", "arc-arex", "arc-arex-ws")),
+    Fault("sessiondir_full", on("ce", "sh", "-c", f"dd if=/dev/zero of={FILL} bs=1M 2>/dev/null; true"), 30,
+          on("ce", "rm", "-f", FILL),
+          lambda s: _answers(s, "ce", "sh", "-c", f"echo probe > {FILL} && rm {FILL}")),
 )
 
 
@@ -122,14 +158,13 @@ class Run:
     refused: list[int] = field(default_factory=list)  # submissions arcsub reported as failed
 
     def inject(self, fault: Fault) -> None:
-        """The fault, then its units back after `hold`, then wait until the component answers."""
-        where = host(self.site, fault.role)
-        log(f"==> fault {fault.name}: systemctl {' '.join(fault.stop)} on {where.name}")
+        """The fault, its end after `hold`, then wait until the component answers."""
+        log(f"==> fault {fault.name}")
         fault.injected = time.monotonic()
-        where.run("systemctl", *fault.stop, timeout=120)
-        if fault.hold:
+        fault.begin(self.site)
+        if fault.end is not None:
             time.sleep(fault.hold)
-            where.run("systemctl", "start", *fault.stop[1:], timeout=120)
+            fault.end(self.site)
         deadline = time.monotonic() + READY_TIMEOUT
         while not fault.ready(self.site) and time.monotonic() < deadline:
             time.sleep(0.5)

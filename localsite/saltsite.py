@@ -70,6 +70,9 @@ class SitePlan:
     name: str
     lan: Lan
     hosts: tuple[HostPlan, ...]  # highstate runs in this order: the API server before its clients
+    # The shared session directory as a file system of this size (tmpfs `size=`), one a bench can
+    # fill; None: a directory of the machine's file system.
+    sessiondir_size: str | None = None
 
     def address(self, host: str) -> str:
         return self.lan.address(self.host(host).number)
@@ -287,6 +290,11 @@ def running_salt_site(plan: SitePlan, workdir: Path, progress: Progress = print,
     machine = plan.lan.host_ip
     admin = workdir / "admin"
     with contextlib.ExitStack() as stack:
+        if plan.sessiondir_size:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={plan.sessiondir_size},mode=0755",
+                            "ark-sessiondir", str(sessiondir)], check=True)
+            # Lazy: the file system goes once the last host's mount namespace lets it go.
+            stack.callback(subprocess.run, ["umount", "--lazy", str(sessiondir)], check=True)
         # The hosts' /proc/sys is read-only: the machine takes the kernel settings kubelet needs.
         stack.enter_context(kubelet_sysctls())
         stack.enter_context(running_lan(plan.lan))

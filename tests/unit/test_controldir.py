@@ -2,6 +2,7 @@
 
 import os
 import stat
+import subprocess
 from datetime import datetime, timezone
 
 import pytest
@@ -107,6 +108,28 @@ def test_record_neither_reads_nor_writes_files_that_are_not_the_job_users_alone(
     controldir.record(GRID_ID, session, UID, Outcome(0, ""))
     assert diag.read_text() == ""
     assert controldir.job_file(GRID_ID, "lrms_done").read_text() == "0\n"
+
+
+@needs_root("mount a file system")
+def test_a_full_session_file_system_does_not_keep_arex_from_learning_the_end(controldir, tmp_path):
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "ark-test", str(sessions)], check=True)
+    try:
+        session = sessions / GRID_ID
+        session.mkdir()
+        own(session)
+        prepare_session_files(session, UID, UID)
+        fd = os.open(sessions / "filler", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError, match="No space"):
+            while True:
+                os.write(fd, b"x" * 4096)
+        os.close(fd)
+
+        controldir.record(GRID_ID, session, UID, Outcome(0, "", "node-1"))
+        assert controldir.job_file(GRID_ID, "lrms_done").read_text() == "0\n"
+    finally:
+        subprocess.run(["umount", str(sessions)], check=True)
 
 
 def test_without_a_session_directory_only_arex_is_told(controldir):
