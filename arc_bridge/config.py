@@ -151,7 +151,7 @@ def parse_config(raw: Any) -> Config:
         session_roots=roots,
         session_volume=volume,
         image_rte=r.str("image_rte", "ENV/CONTAINER"),
-        image_pull_grace_seconds=r.int("image_pull_grace_seconds", 120, minimum=0),
+        image_pull_grace_seconds=r.int("image_pull_grace_seconds", 300, minimum=0),
         limits=lim,
         priority_classes=priority_classes,
         queues=queues,

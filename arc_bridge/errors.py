@@ -23,3 +23,7 @@ class ConfigError(BridgeError):
 
 class NotAllowed(BridgeError):
     """The caller may not do this (wrong user, wrong VO)."""
+
+
+class KubernetesFailed(BridgeError):
+    """Kubernetes refused a request of arkd's, or did not answer it in time; nothing was done."""

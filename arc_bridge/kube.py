@@ -16,6 +16,7 @@ import urllib3.exceptions
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from .errors import KubernetesFailed
 from .translate import ANN_CANCELLED, SELECTOR
 
 
@@ -24,36 +25,45 @@ T = TypeVar("T")
 API_RETRY_SECONDS = 90.0
 # Answers of an API server that is starting, overloaded or without etcd: worth asking again.
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
-# A starting API server also answers 403 until it has loaded its RBAC roles (seen after a
-# restart); a real refusal is reported this much later.
-FORBIDDEN_RETRY_SECONDS = 15.0
-
 
 class Gone(Exception):
     """The watch's resourceVersion is too old (HTTP 410): list again."""
 
 
-def retrying(call: Callable[[], T], what: str, seconds: float = API_RETRY_SECONDS) -> T:
+def retrying(call: Callable[[], T], what: str, ready: Callable[[], bool] = lambda: True,
+             seconds: float = API_RETRY_SECONDS) -> T:
     """call(), again after a growing pause while the API server is unreachable or answers with a
-    transient error, until `seconds` have passed; other errors at once."""
-    started = time.monotonic()
-    give_up = started + seconds
+    transient error, until `seconds` have passed (then KubernetesFailed); other API errors at once.
+    A restarted API server refuses everyone (403) until it has loaded its RBAC roles, so a 403 is
+    retried while `ready` says the server is not ready yet, and is final once it is."""
+    give_up = time.monotonic() + seconds
     pause = 0.5
     while True:
         try:
             return call()
         except ApiException as e:
-            limit = give_up if e.status in TRANSIENT_STATUS else started + FORBIDDEN_RETRY_SECONDS
-            if e.status not in TRANSIENT_STATUS | {403} or time.monotonic() + pause > limit:
+            if e.status == 403 and ready():
+                raise KubernetesFailed(f"{what}: Kubernetes refused arkd ({_detail(e)}); arkd's RBAC is "
+                                       f"applied by highstate on the control plane") from None
+            if e.status not in TRANSIENT_STATUS | {403}:
                 raise
             problem = f"HTTP {e.status} {e.reason}"
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            if time.monotonic() + pause > give_up:
-                raise
             problem = type(e).__name__
+        if time.monotonic() + pause > give_up:
+            raise KubernetesFailed(f"{what}: the Kubernetes API server did not answer within {seconds:.0f} s "
+                                   f"({problem})") from None
         log.warning("%s: API server unavailable (%s); retrying in %.1f s", what, problem, pause)
         time.sleep(pause)
         pause = min(pause * 2, 5.0)
+
+
+def _detail(e: ApiException) -> str:
+    try:
+        message = json.loads(e.body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    return f"HTTP {e.status}: {message or e.reason}"[:300]
 
 
 class Kube:
@@ -67,12 +77,20 @@ class Kube:
         self.batch = client.BatchV1Api(self.api)
         self.core = client.CoreV1Api(self.api)
 
+    def ready(self) -> bool:
+        """The API server says it is ready (/readyz, which every user may read once it is)."""
+        try:
+            _, status, _ = self.api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _request_timeout=5)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError):
+            return False
+        return status == 200
+
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create the Job; None if one of that name exists already (a repeated submit)."""
         ns = manifest["metadata"]["namespace"]
         try:
             return self._json(retrying(lambda: self.batch.create_namespaced_job(ns, manifest, _preload_content=False),
-                                       f"creating Job {ns}/{manifest['metadata']['name']}"))
+                                       f"creating Job {ns}/{manifest['metadata']['name']}", self.ready))
         except ApiException as e:
             if e.status == 409:
                 return None
@@ -81,7 +99,7 @@ class Kube:
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self._json(retrying(lambda: self.batch.read_namespaced_job(name, namespace, _preload_content=False),
-                                       f"reading Job {namespace}/{name}"))
+                                       f"reading Job {namespace}/{name}", self.ready))
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -91,7 +109,8 @@ class Kube:
         """Mark the Job cancelled, then delete it and its pod; the watch sees it go."""
         patch = {"metadata": {"annotations": {ANN_CANCELLED: "true"}}}
         try:
-            retrying(lambda: self.batch.patch_namespaced_job(name, namespace, patch), f"marking Job {namespace}/{name}")
+            retrying(lambda: self.batch.patch_namespaced_job(name, namespace, patch), f"marking Job {namespace}/{name}",
+                     self.ready)
         except ApiException as e:
             if e.status == 404:
                 return
@@ -102,7 +121,8 @@ class Kube:
         # Foreground: the Job object outlives its pod, so its DELETED event means the pod is gone.
         body = client.V1DeleteOptions(propagation_policy="Foreground")
         try:
-            retrying(lambda: self.batch.delete_namespaced_job(name, namespace, body=body), f"deleting Job {namespace}/{name}")
+            retrying(lambda: self.batch.delete_namespaced_job(name, namespace, body=body), f"deleting Job {namespace}/{name}",
+                     self.ready)
         except ApiException as e:
             if e.status != 404:
                 raise

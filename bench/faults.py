@@ -234,13 +234,15 @@ def submit(run: Run, client: ArcClient, workdir: Path, n: int) -> None:
 def stream(run: Run, clients: list[ArcClient], workdir: Path, count: int, faults: tuple[Fault, ...],
            wait: float) -> None:
     """`count` jobs, one arcsub each, the clients submitting side by side; fault i is injected (in
-    the background) once count*(i+1)/(n+1) jobs were submitted and the one before it recovered."""
+    the background) once count*(i+1)/(n+1) jobs were submitted. The stream waits there for the
+    fault before to have recovered, so that each fault meets jobs of its own."""
     marks = [count * (i + 1) // (len(faults) + 1) for i in range(len(faults))]
     current: threading.Thread | None = None
     pending = list(faults)
     for first in range(0, count, len(clients)):
-        due = pending and first >= marks[len(faults) - len(pending)]
-        if due and (current is None or not current.is_alive()):
+        if pending and first >= marks[len(faults) - len(pending)]:
+            if current is not None:
+                current.join()
             current = threading.Thread(target=run.inject, args=(pending.pop(0),), daemon=True)
             current.start()
         batch = [threading.Thread(target=submit, args=(run, client, workdir, first + i))
@@ -253,11 +255,6 @@ def stream(run: Run, clients: list[ArcClient], workdir: Path, count: int, faults
             run.poll()
             done = sum(j.ended is not None for j in run.jobs)
             log(f"    {first + len(batch)}/{count} submitted, {done} ended")
-    for fault in pending:  # faults the stream outran: one after the other, jobs still in flight
-        if current is not None:
-            current.join()
-        current = threading.Thread(target=run.inject, args=(fault,), daemon=True)
-        current.start()
     if current is not None:
         current.join()
     deadline = time.monotonic() + wait
@@ -322,7 +319,9 @@ def main() -> None:
         log(f"==> stream over in {time.monotonic() - started:.0f} s")
         for job in run.jobs:
             if job.failure or job.ended is None:
-                log(f"    {job.grid_id}: {job.state or 'no state'} {job.failure[:200]}")
+                during = [f.name for f in faults if job.submitted <= f.recovered and (job.ended or 1e12) >= f.injected]
+                log(f"    {job.grid_id} (submitted at {job.submitted - started:.0f} s, in flight during "
+                    f"{', '.join(during) or 'no fault'}): {job.state or 'no state'} {job.failure[:400]}")
     print("\n".join(figures(run, faults, pods)))
 
 

@@ -92,8 +92,8 @@ ark:
     # may want, e.g., nodeStatusUpdateFrequency: 1s and low evictionHard thresholds
     # ({memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}).
     kubelet_config: {}
-    # The cluster-admin kubeconfig the kubernetes formula writes; Salt applies the site's
-    # namespaces, RBAC, quotas and pull secrets with it.
+    # The cluster-admin kubeconfig the kubernetes formula writes on the control-plane host (and
+    # there only); Salt applies the site's namespaces, RBAC, quotas and pull secrets with it.
     admin_kubeconfig: /etc/ark/admin.kubeconfig
 
   registry:
@@ -241,8 +241,10 @@ ark:
     # filesystem) or {type: persistentVolumeClaim, claim_name: NAME} (a claim in every VO namespace).
     session_volume:
       type: hostPath
-    # Seconds a pod may fail to pull its image before its job fails.
-    image_pull_grace_seconds: 120
+    # Seconds a pod may fail to pull its image before its job fails. The kubelet retries a failed
+    # pull after 10 s, 20 s, 40 s ... up to 300 s: 300 rides out a registry restart of a few minutes
+    # (bench/faults) at the cost of an image missing from the registry being reported that late.
+    image_pull_grace_seconds: 300
     # Values for jobs that give none, and upper bounds for any job (larger is refused at submit).
     defaults:
       memory_mb: 2048

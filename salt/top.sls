@@ -9,6 +9,7 @@ base:
     - ark
 {%- if 'control-plane' in roles %}
     - kubernetes.control_plane
+    - arc_bridge.deployed
 {%- endif %}
 {%- if 'worker' in roles %}
     - kubernetes.node

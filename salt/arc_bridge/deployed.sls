@@ -32,13 +32,13 @@
       ]) %}
 {%- endfor %}
 
+{#- On the control plane, the one host with the cluster-admin kubeconfig: the CE keeps only arkd's
+    own credential. #}
 include:
   - arc_bridge.configured
   - kubernetes.binaries
   - kubernetes.kubeconfigs
-{%- if 'control-plane' in ark.roles %}
   - kubernetes.control_plane.running
-{%- endif %}
 
 # kubectl diff exits 0 only when the cluster already matches, so a second highstate changes
 # nothing, and an apply that failed (API server not up yet) is retried by the next one.
@@ -53,10 +53,7 @@ arc-bridge-cluster-objects-applied:
       - file: arc-bridge-config-managed
       - file: ark-kubectl-installed
       - file: ark-kubeconfig-admin
-{%- if 'control-plane' in ark.roles %}
-      # On the control-plane host itself, wait for the API server instead of burning retries.
       - cmd: ark-kube-apiserver-ready
-{%- endif %}
 
 # Holds the registry pull password: root only.
 arc-bridge-vo-objects-managed:

@@ -33,7 +33,8 @@ arc-bridge-requirements-managed:
     - makedirs: True
 
 # --force-reinstall: a rebuilt wheel may keep its version number. The LRMS scripts run as mapped
-# grid users with /usr/bin/python3, so they are copied out of the venv next to ARC's own backends.
+# grid users with /usr/bin/python3, so on the CE they are copied out of the venv next to ARC's own
+# backends (the control plane has the package only to render the cluster's objects).
 # The stamp, written last, records which wheels all this was done for: new wheels or a step that
 # failed last time make the next highstate do it again.
 arc-bridge-package-installed:
@@ -42,7 +43,9 @@ arc-bridge-package-installed:
         {{ venv }}/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes
         {%- if ark.files_repo.startswith('http://') %} --trusted-host {{ ark.files_repo.split('/')[2].split(':')[0] }}{% endif %}
         --force-reinstall -r {{ requirements }}
+{%- if 'ce' in ark.roles %}
         && {{ venv }}/bin/arc-bridge install-lrms --dest /usr/share/arc
+{%- endif %}
         && cp {{ requirements }} {{ stamp }}
     - unless: cmp -s {{ requirements }} {{ stamp }}
     - require:

@@ -14,7 +14,7 @@ include:
         'scheduler': k8s.conf_dir ~ '/scheduler.kubeconfig',
       }) %}
 {%- endif %}
-{%- if 'control-plane' in roles or 'ce' in roles %}
+{%- if 'control-plane' in roles %}
 {%-   do kubeconfigs.update({'admin': ark.kubernetes.admin_kubeconfig}) %}
 {%- endif %}
 {%- if 'worker' in roles %}
@@ -57,3 +57,14 @@ ark-kubeconfig-{{ name }}:
     - require:
       - x509: ark-pki-{{ name }}-cert
 {%- endfor %}
+
+{%- if 'control-plane' not in roles %}
+
+{#- The cluster-admin credential stays on the control plane: an earlier ARK also gave it to the CE. #}
+ark-admin-credential-absent:
+  file.absent:
+    - names:
+      - {{ ark.kubernetes.admin_kubeconfig }}
+      - {{ k8s.pki }}/admin.key
+      - {{ k8s.pki }}/admin.crt
+{%- endif %}

@@ -218,7 +218,7 @@ ark-pki-sa-pub:
       - pkg: ark-pki-openssl-installed
 {%- endif %}
 
-{%- if 'control-plane' in roles or 'ce' in roles %}
+{%- if 'control-plane' in roles %}
 {{ leaf('admin', k8s.pki ~ '/admin.crt', k8s.pki ~ '/admin.key',
         {'CN': 'admin', 'O': 'system:masters'}, 'clientAuth') }}
 {%- endif %}

@@ -22,7 +22,9 @@ from ark.bundle import DEBIAN_PACKAGES
 from .conftest import SALT_ROOT, SaltRun
 
 ROLE_FORMULAS = {
-    "control-plane": ["kubernetes.control_plane"],
+    # The cluster's objects for arkd are applied with the cluster-admin credential, which only the
+    # control plane holds.
+    "control-plane": ["kubernetes.control_plane", "arc_bridge.deployed"],
     "worker": ["kubernetes.node"],
     "registry": ["registry"],
     "ce": ["arex", "arc_bridge"],
@@ -81,9 +83,14 @@ def formulas(roles: list[str]) -> list[str]:
 
 
 def state_files(formula: str) -> list[str]:
-    """SLS names of every state file of a formula."""
+    """SLS names of every state file of a formula, but for those the top file gives a role of
+    their own (or the one file such a top entry names)."""
     directory = SALT_ROOT.joinpath(*formula.split("."))
-    return sorted(formula if p.stem == "init" else f"{formula}.{p.stem}" for p in directory.glob("*.sls"))
+    if directory.with_suffix(".sls").is_file():
+        return [formula]
+    entries = {entry for role_entries in ROLE_FORMULAS.values() for entry in role_entries}
+    names = (formula if p.stem == "init" else f"{formula}.{p.stem}" for p in directory.glob("*.sls"))
+    return sorted(name for name in names if name == formula or name not in entries)
 
 
 def site_sls(site: str) -> list[str]:
@@ -235,6 +242,19 @@ def test_registry_proxy_lets_each_vo_account_write_only_under_its_prefix(runs):
         '"~^alpha\\-manager (POST|PUT|PATCH|DELETE) /v2/vo-alpha/" 1;',
         '"~^beta\\-manager (POST|PUT|PATCH|DELETE) /v2/vo-beta/" 1;',
     ]
+
+
+@pytest.mark.parametrize(("site", "holds_it"), [("ce", False), ("control-plane", True), ("all-in-one", True)])
+def test_only_the_control_plane_holds_the_cluster_admin_credential(runs, site, holds_it):
+    """The CE keeps arkd's own kubeconfig; the cluster's objects are applied from the control plane."""
+    run = runs[("sls", site)]
+    assert run.rendered, failures(run)
+    admin_states = {"ark-kubeconfig-admin", "ark-pki-admin-cert", "arc-bridge-cluster-objects-applied",
+                    "arc-bridge-vo-objects-applied"}
+    assert (admin_states <= set(run.result)) == holds_it
+    assert (admin_states & set(run.result) == set()) == (not holds_it)
+    assert ("ark-admin-credential-absent" in run.result) == (not holds_it)
+    assert ("arkd-service-running" in run.result) == (site != "control-plane")
 
 
 def test_vo_objects_carry_quota_limits_and_pull_secret(runs):

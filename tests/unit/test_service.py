@@ -8,6 +8,7 @@ from kubernetes.client.exceptions import ApiException
 
 from arc_bridge import kube
 from arc_bridge.config import parse_config
+from arc_bridge.errors import KubernetesFailed
 from arc_bridge.service import Bridge
 from arc_bridge.translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, LABEL_VO
 
@@ -75,7 +76,31 @@ def test_an_api_server_that_is_away_for_a_while_is_waited_for(monkeypatch):
     assert kube.retrying(call, "creating a Job") == "created"
     with pytest.raises(ApiException):  # a refusal on the merits is not retried
         kube.retrying(lambda: (_ for _ in ()).throw(ApiException(status=422, reason="Invalid")), "creating a Job")
-    clock = iter(range(0, 1000, 4))  # a Forbidden that lasts is reported after FORBIDDEN_RETRY_SECONDS
+
+
+def test_a_forbidden_is_waited_out_only_while_the_api_server_is_not_ready(monkeypatch):
+    """A restarted API server refuses everyone until it has loaded its RBAC roles."""
+    monkeypatch.setattr(kube.time, "sleep", lambda s: None)
+    readiness = iter([False, False, True])
+    calls = []
+
+    def forbidden():
+        calls.append(1)
+        raise ApiException(status=403, reason="Forbidden")
+
+    with pytest.raises(KubernetesFailed, match="creating a Job: Kubernetes refused arkd .HTTP 403"):
+        kube.retrying(forbidden, "creating a Job", ready=lambda: next(readiness))
+    assert len(calls) == 3  # twice while starting, then final once the server is ready
+    calls.clear()
+    with pytest.raises(KubernetesFailed):
+        kube.retrying(forbidden, "creating a Job")  # by default a 403 is final at once
+    assert len(calls) == 1
+
+
+def test_an_api_server_away_for_too_long_is_reported_in_one_line(monkeypatch):
+    monkeypatch.setattr(kube.time, "sleep", lambda s: None)
+    clock = iter(range(0, 1000, 4))
     monkeypatch.setattr(kube.time, "monotonic", lambda: next(clock))
-    with pytest.raises(ApiException):
-        kube.retrying(lambda: (_ for _ in ()).throw(ApiException(status=403, reason="Forbidden")), "creating a Job")
+    with pytest.raises(KubernetesFailed, match=r"^reading Job x/y: the Kubernetes API server did not answer "
+                                               r"within 90 s \(ConnectionRefusedError\)$"):
+        kube.retrying(lambda: (_ for _ in ()).throw(ConnectionRefusedError()), "reading Job x/y")
