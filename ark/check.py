@@ -5,7 +5,8 @@ For every host of the inventory (testinfra's ssh backend, the SSH settings `ark 
 - exactly the roles' TCP ports listen, on the expected addresses, plus sshd; nothing on UDP
   (LISTENERS, HOST_LISTENERS);
 - keys and secrets root:root 0600 (SECRET_FILES), the registry's accounts root:www-data 0640
-  (GROUP_FILES), etcd's keys etcd:etcd 0600 (SERVICE_FILES);
+  (GROUP_FILES), etcd's keys etcd:etcd 0600 (SERVICE_FILES); the cluster-admin credential on no
+  host but the control plane (CONTROL_PLANE_ONLY);
 - the same CA certificate (CA_CERT) as every other host, and as the pillar's site CA if it gives one;
 - what a local account without privileges (nobody) must not reach on the host: etcd (control
   plane), which holds every Secret, and the registry's backend (registry), which takes any push
@@ -16,7 +17,7 @@ Then for the site:
   refused, the pull account may read and not write, each VO's push account may write under
   vo-<VO>/ only;
 - a Job as arkd makes it (arkd's kubeconfig on the CE host, the first VO's namespace, image and
-  uid) runs to Complete, and is deleted.
+  uid) runs to Complete (its log read on the control plane), and is deleted.
 
 The registry is asked from the admin's machine, which must reach its port (as the VO managers
 who push do); an upload a check starts is cancelled at once.
@@ -74,12 +75,15 @@ SECRET_FILES = {
     HOST: ("/etc/ark/pki/ca.key",),
     "control-plane": ("/etc/ark/pki/sa.key", "/etc/ark/pki/apiserver.key", "/etc/ark/pki/apiserver-kubelet-client.key",
                       "/etc/ark/pki/controller-manager.key", "/etc/ark/pki/scheduler.key", "/etc/ark/pki/admin.key",
-                      "/etc/ark/admin.kubeconfig", "/etc/ark/pki/apiserver-etcd-client.key", "/etc/ark/pki/etcd/ca.key"),
+                      "/etc/ark/admin.kubeconfig", "/etc/ark/pki/apiserver-etcd-client.key", "/etc/ark/pki/etcd/ca.key",
+                      "/etc/ark/kubernetes/vo-objects.yaml"),
     "worker": ("/etc/ark/pki/kubelet.key", "/etc/ark/pki/kubelet-serving.key", "/etc/containerd/config.toml"),
     "registry": ("/etc/ark/pki/registry.key",),
-    "ce": ("/etc/ark/pki/admin.key", "/etc/ark/pki/arkd.key", "/etc/ark/pki/arex.key", "/etc/ark/arex/hostkey.pem",
-           "/etc/ark/admin.kubeconfig", "/etc/ark/arkd.kubeconfig", "/etc/ark/kubernetes/vo-objects.yaml"),
+    "ce": ("/etc/ark/pki/arkd.key", "/etc/ark/pki/arex.key", "/etc/ark/arex/hostkey.pem", "/etc/ark/arkd.kubeconfig"),
 }
+# The cluster-admin credential and what Salt applies with it: on the control-plane host only (the
+# CE keeps arkd's own kubeconfig), so a host without that role must not have them.
+CONTROL_PLANE_ONLY = ("/etc/ark/admin.kubeconfig", "/etc/ark/pki/admin.key", "/etc/ark/kubernetes/vo-objects.yaml")
 # Secrets a service's group reads: path -> group, root-owned, 0640. nginx's workers (www-data)
 # check the registry accounts.
 GROUP_FILES = {
@@ -146,7 +150,7 @@ Progress = Callable[[str], None]
 class Finding:
     host: str
     role: str  # one of ROLE_ORDER
-    check: str  # "ssh", "services", "ports", "secrets", "local-access", "ca", "node", "accounts", "job"
+    check: str  # "ssh", "services", "ports", "secrets", "cluster-admin", "local-access", "ca", "node", "accounts", "job"
     ok: bool
     detail: str  # one line: what was found
     hint: str = ""  # on failure: what to look at next
@@ -364,6 +368,12 @@ def compare_files(host: SiteHost, stats: dict[str, tuple[str, str, int]]) -> lis
             modes = ", ".join(sorted({f"{u}:{g} {m:04o}" for u, g, m in wanted.values()}))
             what = next(iter(wanted)) if len(wanted) == 1 else f"{len(wanted)} key and secret files"
             findings.append(Finding(host.name, role, "secrets", True, f"{what} {modes}"))
+    if "control-plane" not in host.roles:
+        stray = [path for path in CONTROL_PLANE_ONLY if path in stats]
+        findings.append(Finding(host.name, HOST, "cluster-admin", not stray,
+                                f"{', '.join(stray)} on a host that is not the control plane" if stray else
+                                "no cluster-admin credential (the control plane's alone)",
+                                f"run highstate on {host.name}: it removes them" if stray else ""))
     return findings
 
 
@@ -473,7 +483,8 @@ def check_ports(infra: Any, host: SiteHost) -> list[Finding]:
 def check_files(infra: Any, host: SiteHost) -> list[Finding]:
     paths = sorted({p for role in (HOST, *host.roles) for p in SECRET_FILES.get(role, ())}
                    | {p for role in host.roles for p in GROUP_FILES.get(role, {})}
-                   | {p for role in host.roles for p in SERVICE_FILES.get(role, {})})
+                   | {p for role in host.roles for p in SERVICE_FILES.get(role, {})}
+                   | set(CONTROL_PLANE_ONLY))
     result = infra.run("stat -c '%%U %%G %%a %%n' " + " ".join(["%s"] * len(paths)), *paths)
     return compare_files(host, parse_stat(result.stdout))
 
@@ -736,7 +747,8 @@ def check_job(infras: Mapping[str, Any], site: Site, ca_pem: str | None, timeout
     infra = infras[ce.name]
     ark = ce.pillar
     arkd = (ark.get("bridge") or {}).get("kubeconfig") or "/etc/ark/arkd.kubeconfig"
-    admin = (ark.get("kubernetes") or {}).get("admin_kubeconfig") or "/etc/ark/admin.kubeconfig"
+    control = site.with_role("control-plane")
+    admin = (control.pillar.get("kubernetes") or {}).get("admin_kubeconfig") or "/etc/ark/admin.kubeconfig"
 
     def finding(ok: bool, detail: str, hint: str = "") -> Finding:
         return Finding(ce.name, "ce", "job", ok, detail, hint)
@@ -753,7 +765,7 @@ def check_job(infras: Mapping[str, Any], site: Site, ca_pem: str | None, timeout
                         f"skopeo copy --dest-cert-dir=DIR_WITH_SITE_CA ... docker://{image}")]
     name = f"ark-check-{secrets.token_hex(3)}"
     where = f"Job {name} in {vo.namespace} (image {image}, uid {vo.uid})"
-    events = f"kubectl --kubeconfig={admin} -n {vo.namespace} get events on {ce.name}"
+    events = f"kubectl --kubeconfig={admin} -n {vo.namespace} get events on {control.name}"
     created = kubectl(infra, arkd, "create", "-f", "-", input=json.dumps(job_manifest(name, vo, image)))
     if created.rc != 0:
         return [finding(False, f"arkd's credentials ({arkd}) cannot create {where}: "
@@ -779,7 +791,7 @@ def check_job(infras: Mapping[str, Any], site: Site, ca_pem: str | None, timeout
             time.sleep(2)
         elapsed = time.monotonic() - started
         if state == "Complete":
-            logs = kubectl(infra, admin, "-n", vo.namespace, "logs", f"job/{name}")
+            logs = kubectl(infras[control.name], admin, "-n", vo.namespace, "logs", f"job/{name}")
             said = logs.stdout.strip()
             if said == f"ark check: uid {vo.uid}":
                 return [finding(True, f"{where} ran to Complete in {elapsed:.0f} s")]

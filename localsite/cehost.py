@@ -48,6 +48,7 @@ class CeHost:
 
     def __init__(self, site: SaltSite):
         self.ce: Host = site.with_role("ce")
+        self.control_plane: Host = site.with_role("control-plane")
         # arkd's configuration as highstate wrote it.
         self.config = yaml.safe_load(self.outside("/etc/ark/bridge.yaml").read_text())
         self.socket = self.config["socket"]
@@ -150,8 +151,9 @@ class CeHost:
         text = Path(f"{job.session}.diag").read_text()
         return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
-    def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.ce.run(*KUBECTL, *args, timeout=120)
+    def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """kubectl as the site admin, on the control plane (the CE has no cluster-admin credential)."""
+        return self.control_plane.run(*KUBECTL, *args, input=input, timeout=120)
 
     def k8s_jobs(self) -> list[str]:
         out = self.kubectl("get", "jobs", "--all-namespaces", "-l", "app.kubernetes.io/managed-by=arkd",

@@ -51,10 +51,8 @@ def test_a_look_alike_job_outside_its_vos_namespace_is_not_believed(site, namesp
             "restartPolicy": "Never",
             "containers": [{"name": "x", "image": "ark.invalid/none:1", "command": ["true"]}]}}},
     }
-    manifest = site.scripts / f"{fake_name}.json"
-    manifest.write_text(json.dumps(fake))
     try:
-        created = site.kubectl("create", "-f", site.inside(manifest))
+        created = site.kubectl("create", "-f", "-", input=json.dumps(fake))
         assert created.returncode == 0, created.stderr
         assert site.wait_done(job, timeout=60) == "5 job exited with code 5"
         journal = site.ce.run("journalctl", "--no-pager", "-u", "arkd", "--since", "-2min").stdout

@@ -138,6 +138,21 @@ def test_keys_and_secrets_are_private(site, admin):
     assert_ok(findings, by_role(site, host=True))
 
 
+def test_the_ce_acts_on_the_cluster_only_as_arkd(site):
+    """Its one Kubernetes credential is arkd's, which may manage Jobs in the VO namespaces and no
+    more; on a site of several hosts the cluster-admin kubeconfig is not on the CE at all."""
+    ce = site.with_role("ce")
+    if "control-plane" not in site.plan.with_role("ce").roles:
+        assert not (ce.root / "etc/ark/admin.kubeconfig").exists()
+        assert not (ce.root / "etc/ark/pki/admin.key").exists()
+    arkd = ("kubectl", "--kubeconfig=/etc/ark/arkd.kubeconfig", "auth", "can-i")
+    for allowed in (("create", "jobs", "-n", "ark-alpha"), ("watch", "pods", "-n", "ark-alpha")):
+        assert ce.run(*arkd, *allowed, timeout=60).stdout.strip() == "yes", allowed
+    for refused in (("get", "secrets", "-n", "ark-alpha"), ("create", "clusterrolebindings"),
+                    ("create", "pods", "-n", "kube-system"), ("create", "jobs", "-n", "default")):
+        assert ce.run(*arkd, *refused, timeout=60).stdout.strip() == "no", refused
+
+
 def test_hosts_share_one_ca(site, admin):
     """Every host has the same CA certificate, so each trusts what the others' certificates say
     (the grid job and the Ready workers prove the trust in use)."""

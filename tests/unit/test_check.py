@@ -182,6 +182,17 @@ def test_a_readable_key_and_a_missing_one_fail_their_role():
     }
 
 
+def test_only_the_control_plane_may_hold_the_cluster_admin_credential():
+    ce = aio(("ce",))
+    stats = stats_for(ce)
+    assert [(f.check, f.ok) for f in compare_files(ce, stats)][-1] == ("cluster-admin", True)
+    stats["/etc/ark/admin.kubeconfig"] = ("root", "root", 0o600)  # left by an earlier ARK
+    (finding,) = [f for f in compare_files(ce, stats) if not f.ok]
+    assert finding.check == "cluster-admin"
+    assert finding.detail == "/etc/ark/admin.kubeconfig on a host that is not the control plane"
+    assert all(f.check != "cluster-admin" for f in compare_files(aio(), stats_for(aio())))
+
+
 CA1 = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
 CA2 = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n"
 
