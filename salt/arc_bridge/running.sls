@@ -4,6 +4,7 @@ include:
   - arc_bridge.configured
   - arex.configured
   - kubernetes.kubeconfigs
+  - kubernetes.binaries  # kubectl, for an admin (and ark check) to ask the cluster as arkd
 {%- if 'control-plane' in ark.roles %}
   - arc_bridge.deployed
 {%- endif %}
