@@ -44,6 +44,14 @@ class Queue:
     vos: tuple[str, ...]
     node_selector: dict[str, str]
     max_walltime_seconds: int
+    # The memory limit is the job's memory times this; None: no limit (only the request), so page
+    # cache never counts against the job, and a node short of memory evicts the largest user.
+    memory_limit_factor: float | None = 1.0
+    # True: a job uses at most the CPUs it asked for; False: it may use idle ones beyond them.
+    cpu_limit: bool = True
+    # Scratch space (TMPDIR, node-local) of a job that asks for no disk; 0: unbounded, none
+    # requested.
+    scratch_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ class Limits:
     max_walltime_seconds: int
     default_memory_mb: int
     default_walltime_seconds: int
+    max_disk_mb: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,7 @@ def parse_config(raw: Any) -> Config:
         max_walltime_seconds=limits.int("max_walltime_seconds", 14 * 86400),
         default_memory_mb=defaults.int("memory_mb", 2048),
         default_walltime_seconds=defaults.int("walltime_seconds", 86400),
+        max_disk_mb=limits.int("max_disk_mb", 1024 * 1024),
     )
     sv = r.section("session_volume")
     volume = SessionVolume(type=sv.choice("type", ("hostPath", "persistentVolumeClaim"), "hostPath"))
@@ -130,6 +140,9 @@ def parse_config(raw: Any) -> Config:
             vos=tuple(qvos),
             node_selector=q.labels("node_selector"),
             max_walltime_seconds=q.int("max_walltime_seconds", lim.max_walltime_seconds),
+            memory_limit_factor=q.factor("memory_limit_factor", 1.0),
+            cpu_limit=q.choice("cpu_limit", ("enforced", "request_only"), "enforced") == "enforced",
+            scratch_mb=q.int("scratch_mb", 0, minimum=0, maximum=lim.max_disk_mb),
         )
 
     pcs = r.section("priority_classes")
@@ -236,6 +249,15 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
             raise ConfigError(f"{self._key(key)}: expected a whole number from {minimum} to {maximum}, got {value!r}")
         return value
+
+    def factor(self, key: str, default: float) -> float | None:
+        """A factor from 1 to 100, or None where the key is given as null ("none")."""
+        if key in self.data and self.data[key] is None:
+            return None
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 100:
+            raise ConfigError(f"{self._key(key)}: expected a number from 1 to 100, or null for none, got {value!r}")
+        return float(value)
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         value = self.str(key, default)

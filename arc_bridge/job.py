@@ -30,6 +30,7 @@ class JobRequest:
     queue: str
     count: int
     memory_mb: int  # per slot, as ARC counts it
+    disk_mb: int  # scratch the job asks for (xRSL disk, ADL DiskSpaceRequirement); 0: none given
     walltime_seconds: int
     priority: int
     runtime_environments: tuple[RuntimeEnvironment, ...]
@@ -59,6 +60,7 @@ def job_from_grami(fields: dict[str, str], config: Config) -> JobRequest:
         # ARC's shell backends bound wall time by CPU time when only the latter is given.
         cputime = _number(fields, "cputime", "CPU time (s)", 1, max_wall * count, default=0)
         wall_default = max(cputime // count, 1)
+    disk = _number(fields, "disk", "disk (MB)", 1, limits.max_disk_mb, default=0)
     walltime = _number(fields, "walltime", "wall time (s)", 1, max_wall, default=min(wall_default, max_wall))
     priority = _number(fields, "priority", "priority", 0, 100, default=50)
 
@@ -68,6 +70,7 @@ def job_from_grami(fields: dict[str, str], config: Config) -> JobRequest:
         queue=queue,
         count=count,
         memory_mb=memory,
+        disk_mb=disk,
         walltime_seconds=walltime,
         priority=priority,
         runtime_environments=_runtime_environments(fields),

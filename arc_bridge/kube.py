@@ -22,7 +22,8 @@ from .translate import ANN_CANCELLED, SELECTOR
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-API_RETRY_SECONDS = 90.0
+# Rides out an API server restart followed by an etcd outage; within the client's wait (protocol).
+API_RETRY_SECONDS = 180.0
 # Answers of an API server that is starting, overloaded or without etcd: worth asking again.
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 

@@ -5,15 +5,19 @@ Codes follow ARC's backends: the payload's own exit code where it ran to the end
 when the job was killed, -1 when the batch system lost or never started it.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .translate import ANN_CANCELLED, ANN_MEMORY, ANN_WALLTIME
+from .translate import ANN_CANCELLED, ANN_MEMORY, ANN_SCRATCH, ANN_WALLTIME
 
 SIGKILL_CODE = 256 + 9
 SIGTERM_CODE = 256 + 15
 LOST_CODE = -1
+# The kubelet's words (eviction manager) for a pod over its ephemeral-storage limit or its
+# emptyDir's sizeLimit: the job's scratch.
+SCRATCH_EVICTION = re.compile(r"ephemeral (local )?storage|EmptyDir volume")
 PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 
@@ -93,17 +97,31 @@ def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
         return None
     pod_status = pod.get("status") or {}
     reason = pod_status.get("reason")
+    annotations = meta.get("annotations", {})
     if reason == "Evicted":
-        return Outcome(LOST_CODE, f"job was evicted from node {node}: {pod_status.get('message', '')}", node, start, end)
+        message = pod_status.get("message", "")
+        if SCRATCH_EVICTION.search(message):
+            return Outcome(SIGKILL_CODE, f"job was stopped for using more than its scratch space (disk) of "
+                                         f"{annotations.get(ANN_SCRATCH) or '?'} MB: {message}", node, start, end)
+        return Outcome(LOST_CODE, f"job was evicted from node {node}: {message}", node, start, end)
     if reason == "NodeLost" or pod_status.get("phase") == "Unknown":
         return Outcome(LOST_CODE, f"node {node or '?'} was lost while running the job", node, start, end)
     terminated = _container(pod).get("state", {}).get("terminated")
     if not terminated:
+        if pod_status.get("phase") == "Failed":  # refused by its node (admission), never ran
+            why = ": ".join(filter(None, (reason, pod_status.get("message")))) or "no reason given"
+            return Outcome(LOST_CODE, f"job's pod failed on node {node or '?'} before it ran: {why}", node, start, end)
         return None
     code = int(terminated.get("exitCode", LOST_CODE))
     if terminated.get("reason") == "OOMKilled":
-        limit = meta.get("annotations", {}).get(ANN_MEMORY, "?")
-        return Outcome(SIGKILL_CODE, f"job was killed for using more than its memory limit of {limit} MB", node, start, end)
+        if limit := annotations.get(ANN_MEMORY):
+            return Outcome(SIGKILL_CODE, f"job was killed for using more than its memory limit of {limit} MB",
+                           node, start, end)
+        return Outcome(SIGKILL_CODE, f"job was killed by the out-of-memory killer of node {node} (its queue sets no "
+                                     f"memory limit: the node ran out)", node, start, end)
+    if terminated.get("reason") not in (None, "Completed", "Error"):  # the runtime's, e.g. StartError
+        detail = ": ".join(filter(None, (terminated.get("reason"), terminated.get("message"))))
+        return Outcome(code if code else LOST_CODE, f"job's container ended with code {code}: {detail}", node, start, end)
     return Outcome(code, f"job exited with code {code}" if code else "", node, start, end)
 
 

@@ -20,7 +20,7 @@ MAX_REPLY = 64 << 20
 # A whole request must arrive within this, however slowly its bytes trickle in.
 REQUEST_SECONDS = 10.0
 # How long a client waits for arkd's answer: arkd itself rides out an API server that is away for
-# up to 90 s per call (kube.API_RETRY_SECONDS), and a repeated submit makes two calls.
+# up to 180 s per call (kube.API_RETRY_SECONDS); the second call of a repeated submit finds it back.
 REPLY_TIMEOUT = 240.0
 # How long a client keeps retrying while arkd is restarting (its socket missing or not accepting)
 # or says it is busy with other requests of its user: as long as it would wait for an answer, as

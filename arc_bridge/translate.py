@@ -1,10 +1,11 @@
 """Translate a checked JobRequest into a batch/v1 Job manifest. Pure: no I/O, no clients."""
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from .config import VO, Config
+from .config import VO, Config, Queue
 from .errors import JobRejected
 from .job import JobRequest
 
@@ -16,7 +17,11 @@ LABEL_QUEUE = "ark.nordugrid.org/queue"
 ANN_SESSION = "ark.nordugrid.org/session-dir"
 ANN_CANCELLED = "ark.nordugrid.org/cancelled"
 ANN_WALLTIME = "ark.nordugrid.org/walltime"
-ANN_MEMORY = "ark.nordugrid.org/memory-mb"
+ANN_MEMORY = "ark.nordugrid.org/memory-mb"  # the memory limit; empty where the queue sets none
+ANN_SCRATCH = "ark.nordugrid.org/scratch-mb"  # the scratch limit; empty where there is none
+# The job's node-local scratch: an emptyDir, so it counts against the job's ephemeral-storage limit
+# and goes with the pod. At /tmp, where programs write whatever TMPDIR says.
+SCRATCH = "/tmp"
 SELECTOR = "app.kubernetes.io/managed-by=arkd"
 MAX_SCRIPT_BYTES = 512 * 1024
 
@@ -95,8 +100,10 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> d
         LABEL_VO: vo.name,
         LABEL_QUEUE: job.queue,
     }
-    memory = f"{job.memory_mb * job.count}Mi"
+    resources, memory_limit, scratch = _resources(job, queue)
     volumes, mounts = _session_storage(job, config)
+    volumes.append({"name": "scratch", "emptyDir": {"sizeLimit": f"{scratch}Mi"} if scratch else {}})
+    mounts.append({"name": "scratch", "mountPath": SCRATCH})
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -113,11 +120,11 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> d
                 "image": image,
                 "command": ["/bin/sh", "-c", _WRAPPER + script],
                 "workingDir": session,
-                "env": [{"name": "ARK_COMMENT_FILE", "value": f"{session}.comment"}],
-                "resources": {
-                    "requests": {"cpu": str(job.count), "memory": memory},
-                    "limits": {"cpu": str(job.count), "memory": memory},
-                },
+                # OpenMP runtimes, GNU nproc and ARC's own RTEs size their threads by these.
+                "env": [{"name": "ARK_COMMENT_FILE", "value": f"{session}.comment"},
+                        {"name": "TMPDIR", "value": SCRATCH},
+                        {"name": "OMP_NUM_THREADS", "value": str(job.count)}],
+                "resources": resources,
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "privileged": False,
@@ -144,7 +151,8 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> d
             "annotations": {
                 ANN_SESSION: session,
                 ANN_WALLTIME: str(job.walltime_seconds),
-                ANN_MEMORY: str(job.memory_mb * job.count),
+                ANN_MEMORY: str(memory_limit or ""),
+                ANN_SCRATCH: str(scratch or ""),
             },
         },
         "spec": {
@@ -154,6 +162,22 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> d
             "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
         },
     }
+
+
+def _resources(job: JobRequest, queue: Queue) -> tuple[dict[str, Any], int | None, int]:
+    """The container's requests and limits; its memory limit (MB, None: none) and scratch (MB, 0:
+    unbounded). Requests are what the job asked for; the queue says which become limits."""
+    memory = job.memory_mb * job.count
+    scratch = job.disk_mb or queue.scratch_mb
+    requests = {"cpu": str(job.count), "memory": f"{memory}Mi"}
+    limits = {"cpu": str(job.count)} if queue.cpu_limit else {}
+    memory_limit = None
+    if queue.memory_limit_factor is not None:
+        memory_limit = math.ceil(memory * queue.memory_limit_factor)
+        limits["memory"] = f"{memory_limit}Mi"
+    if scratch:
+        requests["ephemeral-storage"] = limits["ephemeral-storage"] = f"{scratch}Mi"
+    return {"requests": requests, "limits": limits}, memory_limit, scratch
 
 
 def _session_storage(job: JobRequest, config: Config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

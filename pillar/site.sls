@@ -161,7 +161,7 @@ ark:
         cpu: "4"
         memory: 8Gi
       # LimitRange of the namespace: default_cpu/default_memory for containers that set none,
-      # max_cpu/max_memory as the largest any container may ask for.
+      # max_cpu/max_memory as the largest any container may ask for; null drops a default.
       limits:
         default_cpu: "1"
         default_memory: 512Mi
@@ -182,6 +182,19 @@ ark:
         ark.nordugrid.org/queue: default
       # Longest wall time a job may ask for here (default: bridge:limits:max_walltime_seconds).
       max_walltime_seconds: 86400
+      # A job requests its memory x count. Its memory limit is that times this factor (default
+      # 1.0), or none with null. Kubernetes counts page cache against the limit, so a tight limit
+      # kills I/O-heavy jobs a batch system would let run; without one, only a node out of memory
+      # kills jobs (the kernel picks). Either way an OOM kill is reported as such. null needs the
+      # queue's VOs without limits:default_memory and limits:max_memory.
+      memory_limit_factor: 1.0
+      # enforced (default): a job uses at most the CPUs it asked for (count). request_only: it may
+      # use idle CPUs beyond them (needs the VOs without limits:default_cpu and limits:max_cpu).
+      cpu_limit: enforced
+      # Scratch space in MB (node-local, TMPDIR=/tmp, gone with the job) of a job that asks for
+      # no disk (xRSL disk, ADL DiskSpaceRequirement); the job's own request wins, up to
+      # bridge:limits:max_disk_mb. A job over it is stopped. 0 (default): no request, no bound.
+      scratch_mb: 0
 
   # PriorityClass per ARC priority band (class: lowest ARC priority, 0-100); a job gets the class
   # with the highest bound not above its priority (ARC's default is 50), capped by its VO's
@@ -250,6 +263,8 @@ ark:
       memory_mb: 2048
       walltime_seconds: 86400
     limits:
+      # Largest scratch (disk) a job may ask for, in MB.
+      max_disk_mb: 1048576
       max_count: 64
       max_memory_mb: 262144
       max_walltime_seconds: 1209600

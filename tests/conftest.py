@@ -15,11 +15,16 @@ import pytest
 from localsite.saltsite import ALL_IN_ONE, SaltSite, push_site_images, running_salt_site
 
 # What the tests need beyond the example site: two more accounts of VO alpha (ark-alice and
-# ark-bob, one to act and one to be refused), an image that is allowed but never pushed, pull
-# failures noticed in seconds, and A-REX's state published to arcstat every few seconds.
+# ark-bob, one to act and one to be refused), an image that is allowed but never pushed, a queue
+# "roomy" that limits neither memory nor CPUs and gives jobs 16 MB of scratch (so VO alpha has no
+# LimitRange defaults), pull failures noticed in seconds, and A-REX's state published to arcstat
+# every few seconds.
 TEST_PILLAR = {
     "vos": {"alpha": {"users": {"ark-alice": 20011, "ark-bob": 20012},
-                      "images": ["base:1", "tools:2", "missing:1"]}},
+                      "images": ["base:1", "tools:2", "missing:1"],
+                      "limits": {"default_cpu": None, "default_memory": None}}},
+    "queues": {"roomy": {"vos": ["alpha"], "node_selector": {"ark.nordugrid.org/queue": "default"},
+                         "memory_limit_factor": None, "cpu_limit": "request_only", "scratch_mb": 16}},
     "bridge": {"image_pull_grace_seconds": 5},
     "arex": {"infoprovider_period": 5, "wakeupperiod": 10},
 }

@@ -60,6 +60,30 @@ def test_a_job_over_its_memory_limit_is_reported_as_out_of_memory(site):
     assert site.wait_done(job, timeout=90) == "265 job was killed for using more than its memory limit of 20 MB"
 
 
+def test_a_queue_without_limits_lets_a_job_use_more_than_it_asked(site):
+    """Queue roomy: the request is the job's memory x count, and neither memory nor CPUs are
+    limited, so the 200 MB that kill a job on the default queue are let be."""
+    script = ('x=$(head -c 200000000 /dev/zero | tr "\\000" a); echo survived > out.txt; '
+              'nproc > nproc.txt; echo "$TMPDIR" > tmpdir.txt\n')
+    job = site.new_job("ark-alice", script, memory="20", count="2", queue="roomy")
+    assert site.submit(job).returncode == 0, job
+    manifest = json.loads(site.kubectl("get", "job", "-n", "ark-alpha", site.local_id(job), "-o", "json").stdout)
+    resources = manifest["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == {"cpu": "2", "memory": "40Mi", "ephemeral-storage": "16Mi"}
+    assert resources["limits"] == {"ephemeral-storage": "16Mi"}
+    assert site.wait_done(job, timeout=90) == "0"
+    assert (job.session / "out.txt").read_text() == "survived\n"
+    assert (job.session / "nproc.txt").read_text() == "2\n"  # the slots it got, whatever the node has
+    assert (job.session / "tmpdir.txt").read_text() == "/tmp\n"
+
+
+def test_a_job_that_fills_its_scratch_is_stopped_naming_it(site):
+    job = site.new_job("ark-alice", 'head -c 50000000 /dev/zero > "$TMPDIR/fill"; sleep 300\n', disk="10")
+    assert site.submit(job).returncode == 0
+    done = site.wait_done(job, timeout=240)
+    assert done.startswith("265 job was stopped for using more than its scratch space (disk) of 10 MB: "), done
+
+
 def test_an_image_that_cannot_be_pulled_fails_after_the_grace_period(site):
     job = site.new_job("ark-alice", "true\n", runtime_0="ENV/CONTAINER", runtime_0_1="missing:1")
     assert site.submit(job).returncode == 0

@@ -66,6 +66,7 @@ BAD_PILLARS = {
     "bad_rte_null_and_image": "vos:beta:runtime_environments:ENV/PROXY",
     "bad_wheel_sha256": "wheels:bridge:arc_bridge-0.1.0-py3-none-any.whl",
     "bad_max_priority": "vos:alpha:max_priority",
+    "bad_unlimited_memory_with_vo_default": "queues:default:memory_limit_factor",
     # a host of a split site without the site's CA, or with a key that is not the CA's
     "role_worker": "pki:ca",
     "bad_ca_mismatch": "pki:ca:key",
@@ -255,6 +256,15 @@ def test_only_the_control_plane_holds_the_cluster_admin_credential(runs, site, h
     assert (admin_states & set(run.result) == set()) == (not holds_it)
     assert ("ark-admin-credential-absent" in run.result) == (not holds_it)
     assert ("arkd-service-running" in run.result) == (site != "control-plane")
+
+
+def test_queues_pass_their_resource_policy_to_arkd(runs):
+    run = runs[("sls", "two-vos")]
+    assert run.rendered, failures(run)
+    queues = yaml.safe_load(file_contents(run, "arc-bridge-config-managed"))["queues"]
+    assert {k: queues["long"][k] for k in ("memory_limit_factor", "cpu_limit", "scratch_mb")} == {
+        "memory_limit_factor": None, "cpu_limit": "request_only", "scratch_mb": 2048}
+    assert queues["default"]["memory_limit_factor"] == 1.0 and queues["default"]["cpu_limit"] == "enforced"
 
 
 def test_vo_objects_carry_quota_limits_and_pull_secret(runs):

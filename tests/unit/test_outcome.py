@@ -68,6 +68,37 @@ def test_oom_kill_names_the_memory_limit():
     assert "memory limit of 100 MB" in out.message
 
 
+def test_oom_kill_without_a_memory_limit_blames_the_node():
+    unlimited = job("Failed", "BackoffLimitExceeded", {"ark.nordugrid.org/memory-mb": ""})
+    out = job_outcome(unlimited, pod(terminated(137, "OOMKilled"), "Failed"), NOW, 60)
+    assert out.exit_code == SIGKILL_CODE
+    assert out.message == ("job was killed by the out-of-memory killer of node node-1 (its queue sets no memory "
+                           "limit: the node ran out)")
+
+
+def test_a_job_over_its_scratch_is_stopped_naming_the_limit():
+    over = pod({}, "Failed", "Evicted")
+    over["status"]["message"] = 'Usage of EmptyDir volume "scratch" exceeds the limit "10Mi". '
+    out = job_outcome(job(annotations={"ark.nordugrid.org/scratch-mb": "10"}), over, NOW, 60)
+    assert out.exit_code == SIGKILL_CODE
+    assert out.message.startswith("job was stopped for using more than its scratch space (disk) of 10 MB: Usage of")
+    over["status"]["message"] = "Pod ephemeral local storage usage exceeds the total limit of containers 10Mi. "
+    assert job_outcome(job(), over, NOW, 60).exit_code == SIGKILL_CODE
+
+
+def test_a_pod_its_node_refused_or_could_not_start_says_why():
+    refused = pod({}, "Failed", "OutOfcpu")
+    refused["status"]["message"] = "Pod Node didn't have enough resource: cpu, requested: 1000, used: 1500"
+    out = job_outcome(job("Failed", "BackoffLimitExceeded"), refused, NOW, 60)
+    assert out.exit_code == LOST_CODE
+    assert out.message == ("job's pod failed on node node-1 before it ran: OutOfcpu: Pod Node didn't have enough "
+                           "resource: cpu, requested: 1000, used: 1500")
+    cannot = pod({"terminated": {"exitCode": 128, "reason": "StartError", "message": "failed to create task",
+                                 "startedAt": T0, "finishedAt": T1}}, "Failed")
+    out = job_outcome(job("Failed", "BackoffLimitExceeded"), cannot, NOW, 60)
+    assert (out.exit_code, out.message) == (128, "job's container ended with code 128: StartError: failed to create task")
+
+
 def test_eviction_and_node_loss_are_infrastructure_failures():
     evicted = job_outcome(job(), pod({}, "Failed", "Evicted"), NOW, 60)
     assert evicted.exit_code == LOST_CODE and "evicted from node node-1" in evicted.message

@@ -102,5 +102,5 @@ def test_an_api_server_away_for_too_long_is_reported_in_one_line(monkeypatch):
     clock = iter(range(0, 1000, 4))
     monkeypatch.setattr(kube.time, "monotonic", lambda: next(clock))
     with pytest.raises(KubernetesFailed, match=r"^reading Job x/y: the Kubernetes API server did not answer "
-                                               r"within 90 s \(ConnectionRefusedError\)$"):
+                                               r"within 180 s \(ConnectionRefusedError\)$"):
         kube.retrying(lambda: (_ for _ in ()).throw(ConnectionRefusedError()), "reading Job x/y")

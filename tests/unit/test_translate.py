@@ -1,5 +1,6 @@
 """A GRAMI becomes exactly one safe Job, or a one-line refusal naming the problem."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import yaml
 from hypothesis import given, strategies as st
 
 from arc_bridge.config import parse_config
-from arc_bridge.errors import JobRejected
+from arc_bridge.errors import ConfigError, JobRejected
 from arc_bridge.job import job_from_grami
 from arc_bridge.translate import Caller, build_job, k8s_name, priority_class
 
@@ -47,9 +48,11 @@ def test_the_pod_is_locked_down_and_runs_as_the_caller(fields, config):
 
 def test_only_the_session_directory_and_its_two_siblings_are_mounted(fields, config):
     pod = render(fields, config)["spec"]["template"]["spec"]
-    paths = sorted(v["hostPath"]["path"] for v in pod["volumes"])
+    paths = sorted(v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v)
     assert paths == [SESSION, f"{SESSION}.comment", f"{SESSION}.diag"]
-    assert sorted(m["mountPath"] for m in pod["containers"][0]["volumeMounts"]) == paths
+    assert [v for v in pod["volumes"] if "hostPath" not in v] == [{"name": "scratch", "emptyDir": {}}]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert sorted(m["mountPath"] for m in mounts if m["name"] != "scratch") == paths
 
 
 def test_a_shared_filesystem_mounts_subpaths_of_one_claim(fields, raw_config):
@@ -57,19 +60,79 @@ def test_a_shared_filesystem_mounts_subpaths_of_one_claim(fields, raw_config):
 
     raw_config["session_volume"] = {"type": "persistentVolumeClaim", "claim_name": "sessions"}
     pod = render(fields, parse_config(raw_config))["spec"]["template"]["spec"]
-    assert pod["volumes"] == [{"name": "sessions", "persistentVolumeClaim": {"claimName": "sessions"}}]
-    assert {m["subPath"] for m in pod["containers"][0]["volumeMounts"]} == {
+    assert pod["volumes"] == [{"name": "sessions", "persistentVolumeClaim": {"claimName": "sessions"}},
+                              {"name": "scratch", "emptyDir": {}}]
+    assert {m.get("subPath") for m in pod["containers"][0]["volumeMounts"]} - {None} == {
         Path(SESSION).name, Path(SESSION).name + ".diag", Path(SESSION).name + ".comment"}
 
 
 def test_resources_deadline_queue_and_priority(fields, config):
     job = render(fields, config)
     pod = job["spec"]["template"]["spec"]
-    assert pod["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "2000Mi"}
     assert job["spec"]["activeDeadlineSeconds"] == 3600
     assert job["spec"]["backoffLimit"] == 0
     assert pod["nodeSelector"] == {"ark.nordugrid.org/queue": "default"}
     assert pod["priorityClassName"] == "ark-normal"
+
+
+def container_of(job):
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_queue_says_which_requests_become_limits(fields, raw_config):
+    """Requests are always what the job asked for (memory x count); a queue may let jobs use
+    memory beyond it (a factor, or no limit: page cache then never kills an I/O-heavy job) and
+    idle CPUs beyond their count."""
+    queue = raw_config["queues"]["default"]
+    requests = {"cpu": "2", "memory": "2000Mi"}
+
+    assert container_of(render(fields, parse_config(raw_config)))["resources"] == {
+        "requests": requests, "limits": {"cpu": "2", "memory": "2000Mi"}}
+    queue["memory_limit_factor"] = 1.5
+    job = render(fields, parse_config(raw_config))
+    assert container_of(job)["resources"]["limits"]["memory"] == "3000Mi"
+    assert job["metadata"]["annotations"]["ark.nordugrid.org/memory-mb"] == "3000"
+    queue.update(memory_limit_factor=None, cpu_limit="request_only")
+    job = render(fields, parse_config(raw_config))
+    assert container_of(job)["resources"] == {"requests": requests, "limits": {}}
+    assert job["metadata"]["annotations"]["ark.nordugrid.org/memory-mb"] == ""
+
+
+def test_scratch_is_the_jobs_disk_or_the_queues_default_at_tmpdir(fields, raw_config):
+    def scratch(job):
+        pod = job["spec"]["template"]["spec"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "scratch"]
+        (mount,) = [m for m in container_of(job)["volumeMounts"] if m["name"] == "scratch"]
+        env = {e["name"]: e["value"] for e in container_of(job)["env"]}
+        assert mount["mountPath"] == env["TMPDIR"] == "/tmp"
+        return volume["emptyDir"], container_of(job)["resources"]
+
+    empty, resources = scratch(render(fields, parse_config(raw_config)))
+    assert empty == {} and "ephemeral-storage" not in resources["requests"]  # unbounded, none requested
+    raw_config["queues"]["default"]["scratch_mb"] = 4096
+    empty, resources = scratch(render(fields, parse_config(raw_config)))
+    assert empty == {"sizeLimit": "4096Mi"}
+    assert resources["requests"]["ephemeral-storage"] == resources["limits"]["ephemeral-storage"] == "4096Mi"
+    fields["joboption_disk"] = "300"
+    empty, resources = scratch(render(fields, parse_config(raw_config)))
+    assert empty == {"sizeLimit": "300Mi"} and resources["limits"]["ephemeral-storage"] == "300Mi"
+
+
+def test_threads_match_the_slots(fields, config):
+    env = {e["name"]: e["value"] for e in container_of(render(fields, config))["env"]}
+    assert env["OMP_NUM_THREADS"] == "2"  # GNU nproc says the same
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("memory_limit_factor", 0.5, "queues.default.memory_limit_factor: expected a number from 1 to 100, or null"),
+    ("memory_limit_factor", "lots", "queues.default.memory_limit_factor: expected a number"),
+    ("cpu_limit", "maybe", "queues.default.cpu_limit: expected one of enforced, request_only"),
+    ("scratch_mb", -1, "queues.default.scratch_mb: expected a whole number from 0"),
+])
+def test_bad_queue_resource_settings_name_their_key(raw_config, key, value, message):
+    raw_config["queues"]["default"][key] = value
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(raw_config)
 
 
 def test_priority_bands():
@@ -115,6 +178,8 @@ REFUSALS = [
     ({"joboption_walltime": "9999999"}, "wall time (s) must be a whole number from 1 to 172800"),
     ({"joboption_priority": "101"}, "priority must be"),
     ({"joboption_numnodes": "2"}, "multi-node jobs are not supported"),
+    ({"joboption_disk": "99999999999"}, "disk (MB) must be a whole number from 1 to 1048576"),
+    ({"joboption_disk": "1.5"}, "disk (MB) must be a whole number"),
     ({"joboption_directory": SESSION + "/../../../../etc"}, "is not"),
     ({"joboption_directory": "/etc/Q7xVDmVbnYLnKDkOCqRbHm5mABFKDmABFKDmFmKKDmABFKDmHsOmgn"}, "is not <session root>/"),
     ({"joboption_directory": "sessiondir/x"}, "not a plain absolute path"),

@@ -18,12 +18,17 @@ ark:
       images: [base:1]
       default_image: base:1
       dns: [/O=Grid/CN=Bob]
+      # Its queue "long" sets no memory or CPU limit: no LimitRange defaults either.
+      limits: {default_cpu: null, default_memory: null}
   queues:
     default:
       vos: [alpha, beta]
     long:
       vos: [beta]
       node_selector: {ark.nordugrid.org/queue: long}
+      memory_limit_factor: null
+      cpu_limit: request_only
+      scratch_mb: 2048
   priority_classes:
     ark-normal: 0
     ark-urgent: 90
