@@ -13,7 +13,8 @@ would:
   kubelet_stop        a worker's kubelet stopped for 60 s
   registry_down       the registry (nginx and docker-registry) stopped for 30 s, the workers'
                       cached VO images removed first, so that pods must pull meanwhile
-  arex_restart        A-REX (arc-arex, arc-arex-ws) restarted
+  arex_restart        A-REX (arc-arex, arc-arex-ws) restarted; back once arcinfo gets its
+                      information again
   sessiondir_full     the shared session file system (256 MiB) filled up for 30 s
 
 Per fault, over the jobs in flight during it (submitted before it was over, not ended before it
@@ -80,7 +81,7 @@ class Fault:
     begin: Step
     hold: float  # seconds until `end` (0: the fault is over once it began, as a restart is)
     end: Step | None
-    ready: Callable[[SaltSite], bool]  # the component answers again
+    ready: Callable[[Run], bool]  # the component answers again
     injected: float = 0.0
     recovered: float = 0.0
 
@@ -105,8 +106,17 @@ def both(*steps: Step) -> Step:
     return step
 
 
-def _answers(site: SaltSite, role: str, *argv: str) -> bool:
-    return host(site, role).run(*argv, timeout=30).returncode == 0
+def _answers(run: Run, role: str, *argv: str) -> bool:
+    return host(run.site, role).run(*argv, timeout=30).returncode == 0
+
+
+def _arex_informs(run: Run) -> bool:
+    """A grid user's arcinfo gets the CE's information: what arcsub needs before it submits, and
+    what a restarted A-REX has only once its information provider has run."""
+    try:
+        return "Computing service:" in run.probe.arc("arcinfo", "-C", run.probe.endpoint, "-T", "arcrest")
+    except (ArcClientError, subprocess.TimeoutExpired):
+        return False
 
 
 # The workers forget the VO's images first, so that the pods started while the registry is down
@@ -117,27 +127,26 @@ FILL = f"{SESSIONDIR}/.ark-bench-fill"
 
 FAULTS = (
     Fault("arkd_kill9", on("ce", "systemctl", "kill", "--signal=KILL", "arkd"), 0, None,
-          lambda s: _answers(s, "ce", "test", "-S", "/run/arkd/arkd.sock")
-          and _answers(s, "ce", "systemctl", "is-active", "--quiet", "arkd")),
+          lambda r: _answers(r, "ce", "test", "-S", "/run/arkd/arkd.sock")
+          and _answers(r, "ce", "systemctl", "is-active", "--quiet", "arkd")),
     Fault("apiserver_restart", on("control-plane", "systemctl", "restart", "kube-apiserver"), 0, None,
-          lambda s: _answers(s, "control-plane", *KUBECTL, "get", "--raw=/readyz")),
+          lambda r: _answers(r, "control-plane", *KUBECTL, "get", "--raw=/readyz")),
     Fault("etcd_stop", on("control-plane", "systemctl", "stop", "etcd"), 30,
           on("control-plane", "systemctl", "start", "etcd"),
-          lambda s: _answers(s, "control-plane", *KUBECTL, "get", "--raw=/readyz")),
+          lambda r: _answers(r, "control-plane", *KUBECTL, "get", "--raw=/readyz")),
     Fault("kubelet_stop", on("worker", "systemctl", "stop", "kubelet"), 60,
           on("worker", "systemctl", "start", "kubelet"),
-          lambda s: "True" in host(s, "control-plane").run(
-              *KUBECTL, "get", "node", s.plan.with_role("worker").name,
+          lambda r: "True" in host(r.site, "control-plane").run(
+              *KUBECTL, "get", "node", r.site.plan.with_role("worker").name,
               "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", timeout=30).stdout),
     Fault("registry_down", both(on("worker", *FORGET_VO_IMAGES, every=True),
                                 on("registry", "systemctl", "stop", "nginx", "docker-registry")), 30,
           on("registry", "systemctl", "start", "nginx", "docker-registry"),
-          lambda s: _answers(s, "registry", "systemctl", "is-active", "--quiet", "nginx", "docker-registry")),
-    Fault("arex_restart", on("ce", "systemctl", "restart", "arc-arex", "arc-arex-ws"), 0, None,
-          lambda s: _answers(s, "ce", "systemctl", "is-active", "--quiet", "arc-arex", "arc-arex-ws")),
+          lambda r: _answers(r, "registry", "systemctl", "is-active", "--quiet", "nginx", "docker-registry")),
+    Fault("arex_restart", on("ce", "systemctl", "restart", "arc-arex", "arc-arex-ws"), 0, None, _arex_informs),
     Fault("sessiondir_full", on("ce", "sh", "-c", f"dd if=/dev/zero of={FILL} bs=1M 2>/dev/null; true"), 30,
           on("ce", "rm", "-f", FILL),
-          lambda s: _answers(s, "ce", "sh", "-c", f"echo probe > {FILL} && rm {FILL}")),
+          lambda r: _answers(r, "ce", "sh", "-c", f"echo probe > {FILL} && rm {FILL}")),
 )
 
 
@@ -154,6 +163,7 @@ class Job:
 @dataclass
 class Run:
     site: SaltSite
+    probe: ArcClient  # a grid user's client the faults' readiness checks use
     jobs: list[Job] = field(default_factory=list)
     refused: list[int] = field(default_factory=list)  # submissions arcsub reported as failed
 
@@ -166,7 +176,7 @@ class Run:
             time.sleep(fault.hold)
             fault.end(self.site)
         deadline = time.monotonic() + READY_TIMEOUT
-        while not fault.ready(self.site) and time.monotonic() < deadline:
+        while not fault.ready(self) and time.monotonic() < deadline:
             time.sleep(0.5)
         fault.recovered = time.monotonic()
         log(f"    {fault.name}: back after {fault.recovered - fault.injected:.1f} s")
@@ -308,7 +318,7 @@ def main() -> None:
         clients = [grid_client(site, work / f"client-{i}") for i in range(args.clients)]
         jobdir = work / "jobs"
         jobdir.mkdir(mode=0o755)
-        run = Run(site)
+        run = Run(site, clients[0])
         history = PodHistory(site, work / "pods.txt")
         started = time.monotonic()
         log(f"==> {args.jobs} grid jobs, faults: {', '.join(f.name for f in faults)}")
