@@ -20,6 +20,13 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 IMAGE_REF = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
 REGISTRY_PREFIX = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
 LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+# Host paths no VO mount may be, lie under or contain: the node's own configuration, kernel
+# interfaces, runtime state, credentials and logs. The control directory and session roots join them.
+DENIED_HOST_PATHS = tuple(PurePosixPath(p) for p in (
+    "/etc", "/proc", "/sys", "/dev", "/run", "/var/run", "/boot", "/root", "/home", "/var/log",
+    "/var/lib/kubelet", "/var/lib/containerd", "/var/lib/etcd", "/var/lib/docker-registry", "/opt/ark",
+    "/usr/share/arc", "/tmp", "/var/tmp"))
+SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./+@%,:=-]*$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
@@ -33,6 +40,7 @@ class VO:
     images: tuple[str, ...]
     runtime_environments: dict[str, str | None]
     max_priority: int = 100  # the highest ARC priority (0-100) the VO's jobs are scheduled with
+    mounts: tuple[PurePosixPath, ...] = ()  # host paths (software areas, /cvmfs) its pods see read-only
 
     def image_ref(self, image: str) -> str:
         return f"{self.registry}/{image}"
@@ -156,6 +164,14 @@ def parse_config(raw: Any) -> Config:
         if not root.is_absolute() or ".." in root.parts or str(root) == "/":
             raise ConfigError(f"session_roots[{i}]: {str(root)!r} must be an absolute directory below /")
 
+    denied = (*DENIED_HOST_PATHS, PurePosixPath(r.str("controldir")), *roots)
+    for vo in vos.values():
+        for i, mount in enumerate(vo.mounts):
+            clash = next((d for d in denied if mount == d or d in mount.parents or mount in d.parents), None)
+            if clash is not None:
+                raise ConfigError(f"vos.{vo.name}.mounts[{i}]: {str(mount)!r} would expose {clash} of the node "
+                                  f"to the VO's jobs; mount a directory of its own, like /cvmfs")
+
     kubeconfig = r.str("kubeconfig", "")
     return Config(
         socket=Path(r.str("socket", "/run/arkd/arkd.sock")),
@@ -201,7 +217,21 @@ def _vo(name: str, r: "_Reader") -> VO:
         images=tuple(images),
         runtime_environments=rtes,
         max_priority=r.int("max_priority", 100, minimum=0, maximum=100),
+        mounts=_mounts(name, r),
     )
+
+
+def _mounts(vo: str, r: "_Reader") -> tuple[PurePosixPath, ...]:
+    raw = r.data.get("mounts") or []
+    if not isinstance(raw, list):
+        raise ConfigError(f"vos.{vo}.mounts: expected a list of absolute host paths")
+    mounts = []
+    for i, value in enumerate(raw):
+        if not isinstance(value, str) or not SAFE_PATH.match(value) or value.endswith("/") or "//" in value \
+                or ".." in PurePosixPath(value).parts or value == "/":
+            raise ConfigError(f"vos.{vo}.mounts[{i}]: {value!r} is not a normalised absolute path below /")
+        mounts.append(PurePosixPath(value))
+    return tuple(mounts)
 
 
 _MISSING = object()

@@ -15,7 +15,7 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +24,8 @@ from .outcome import Outcome
 IN_LRMS = {"INLRMS", "CANCELING"}
 
 log = logging.getLogger(__name__)
+# The .diag keys (lower-cased, as A-REX reads them) whose values arkd measures for the site.
+SITE_KEYS = {"nodename", "walltime", "lrmsstarttime", "lrmsendtime", "exitcode", "lrmsexitcode", "lrmsmessage"}
 
 
 class ControlDir:
@@ -96,22 +98,27 @@ class ControlDir:
         self.wake(grid_id)
 
     def _complete_session_files(self, grid_id: str, session_dir: Path, uid: int, outcome: Outcome) -> None:
-        diag = Path(f"{session_dir}.diag")
-        existing = _read_user_file(diag, uid)
-        keys = {line.split("=", 1)[0].lower() for line in existing.splitlines() if "=" in line}
-        lines = [f"nodename={outcome.node}"] if outcome.node and "nodename" not in keys else []
+        lines = [f"nodename={outcome.node}"] if outcome.node else []
         if outcome.start:
             lines.append(f"LRMSStartTime={_mds_time(outcome.start)}")
         if outcome.end:
             lines.append(f"LRMSEndTime={_mds_time(outcome.end)}")
-        if outcome.start and outcome.end and "walltime" not in keys:
-            lines.append(f"WallTime={int((outcome.end - outcome.start).total_seconds())}")
-        if "exitcode" not in keys:
-            lines.append(f"exitcode={outcome.exit_code}")
+        if outcome.start and outcome.end:
+            lines.append(f"WallTime={int((outcome.end - outcome.start).total_seconds())}s")
+        lines.append(f"exitcode={outcome.exit_code}")
         lines.append(f"LRMSExitcode={outcome.exit_code}")
         if outcome.message:
             lines.append(f"LRMSMessage={outcome.message}")
-        _append_user_file(diag, uid, "".join(f"{line}\n" for line in lines))
+        site = "".join(f"{line}\n" for line in lines)
+
+        def measured_by_the_site(diag: str) -> str:
+            # As ARC's batch backends do: what the site measured replaces what the job wrote, and
+            # comes last. A-REX's accounting takes the last value of a key (any case) and joins
+            # every nodename line, so the job can neither under-report nor add a node.
+            kept = [line for line in diag.splitlines() if line.split("=", 1)[0].lower() not in SITE_KEYS]
+            return "".join(f"{line}\n" for line in kept) + site
+
+        _rewrite_user_file(Path(f"{session_dir}.diag"), uid, measured_by_the_site)
 
         comment = _read_user_file(Path(f"{session_dir}.comment"), uid)
         if comment:
@@ -200,14 +207,21 @@ def _read_user_file(path: Path, uid: int) -> str:
         return f.read(1 << 20).decode("utf-8", "replace")
 
 
-def _append_user_file(path: Path, uid: int, text: str) -> None:
+def _rewrite_user_file(path: Path, uid: int, rewrite: Callable[[str], str], limit: int = 1 << 20) -> None:
+    """The file's text replaced by rewrite(text), in place (it stays hers): only a file of hers
+    alone (see _users_own_file) of at most `limit` bytes."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return
-    with os.fdopen(fd, "ab") as f:
-        if _users_own_file(os.fstat(f.fileno()), uid):
-            f.write(text.encode())
+    with os.fdopen(fd, "r+b") as f:
+        st = os.fstat(f.fileno())
+        if not _users_own_file(st, uid) or st.st_size > limit:
+            return
+        text = rewrite(f.read(limit).decode("utf-8", "replace"))
+        f.seek(0)
+        f.write(text.encode())
+        f.truncate()
 
 
 def _users_own_file(st: os.stat_result, uid: int) -> bool:

@@ -8,13 +8,12 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .config import Config
+from .config import SAFE_PATH, Config
 from .errors import JobRejected
 
 # ARC job ids are random alphanumeric strings; anything else never came from A-REX.
 GRID_ID = re.compile(r"^[A-Za-z0-9]{1,63}$")
 _NUMBER = re.compile(r"^[0-9]{1,12}$")
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./+@%,:=-]*$")
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def _number(fields: dict[str, str], key: str, what: str, low: int, high: int, de
 
 
 def _session_dir(raw: str, grid_id: str, config: Config) -> PurePosixPath:
-    if len(raw) > 4096 or not _SAFE_PATH.match(raw):
+    if len(raw) > 4096 or not SAFE_PATH.match(raw):
         raise JobRejected(f"session directory {raw[:80]!r} is not a plain absolute path")
     path = PurePosixPath(raw)
     if ".." in path.parts or str(path) != raw.rstrip("/") or "//" in raw:

@@ -84,10 +84,15 @@ def pod_security(config: Config) -> list[dict[str, Any]]:
         "fsGroup": {"rule": "MayRunAs", "ranges": NOT_ROOT},
         "seLinux": {"rule": "RunAsAny"},
     }
+    host_paths = []
     if config.session_volume.type == "hostPath":
-        volumes.append("hostPath")
         # Matched per path component: /var/spool/arc/sessiondir admits .../sessiondir/ID.diag, not .../sessiondirX.
-        spec["allowedHostPaths"] = [{"pathPrefix": str(root)} for root in config.session_roots]
+        host_paths = [{"pathPrefix": str(root)} for root in config.session_roots]
+    host_paths += [{"pathPrefix": str(path), "readOnly": True}
+                   for path in sorted({m for vo in config.vos.values() for m in vo.mounts})]
+    if host_paths:
+        volumes.append("hostPath")
+        spec["allowedHostPaths"] = host_paths
     spec["volumes"] = sorted(volumes)
     seccomp = "seccomp.security.alpha.kubernetes.io"
     docs: list[dict[str, Any]] = [

@@ -104,6 +104,9 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> d
     volumes, mounts = _session_storage(job, config)
     volumes.append({"name": "scratch", "emptyDir": {"sizeLimit": f"{scratch}Mi"} if scratch else {}})
     mounts.append({"name": "scratch", "mountPath": SCRATCH})
+    for i, path in enumerate(vo.mounts):  # the VO's software areas, as the node has them
+        volumes.append({"name": f"vo-mount-{i}", "hostPath": {"path": str(path), "type": "Directory"}})
+        mounts.append({"name": f"vo-mount-{i}", "mountPath": str(path), "readOnly": True})
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,

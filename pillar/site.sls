@@ -171,6 +171,11 @@ ark:
       # The highest ARC priority (0-100) this VO's jobs are ranked with, whatever a job asks for
       # (default 100). Priority only orders pending jobs: PriorityClasses never preempt.
       max_priority: 100
+      # Host directories the VO's jobs see read-only at the same path, e.g. /cvmfs or a site
+      # software area (default: none). Each must exist on every worker (the pod waits for it
+      # otherwise). Paths of the node's own (/etc, /proc, /run, /var/lib/kubelet, A-REX's
+      # directories, ... or a parent of one) are refused, naming the entry.
+      mounts: []
 
   # Queues as A-REX publishes them: the VOs allowed in and the nodes that run their jobs.
   queues:

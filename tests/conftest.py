@@ -17,17 +17,20 @@ from localsite.saltsite import ALL_IN_ONE, SaltSite, push_site_images, running_s
 # What the tests need beyond the example site: two more accounts of VO alpha (ark-alice and
 # ark-bob, one to act and one to be refused), an image that is allowed but never pushed, a queue
 # "roomy" that limits neither memory nor CPUs and gives jobs 16 MB of scratch (so VO alpha has no
-# LimitRange defaults), pull failures noticed in seconds, and A-REX's state published to arcstat
-# every few seconds.
+# LimitRange defaults), a software area VO alpha's jobs see read-only (SOFTWARE, which the site's
+# admin provides on the worker), pull failures noticed in seconds, and A-REX's state published to
+# arcstat every few seconds.
 TEST_PILLAR = {
     "vos": {"alpha": {"users": {"ark-alice": 20011, "ark-bob": 20012},
                       "images": ["base:1", "tools:2", "missing:1"],
-                      "limits": {"default_cpu": None, "default_memory": None}}},
+                      "limits": {"default_cpu": None, "default_memory": None},
+                      "mounts": ["/srv/vo-alpha-software"]}},
     "queues": {"roomy": {"vos": ["alpha"], "node_selector": {"ark.nordugrid.org/queue": "default"},
                          "memory_limit_factor": None, "cpu_limit": "request_only", "scratch_mb": 16}},
     "bridge": {"image_pull_grace_seconds": 5},
     "arex": {"infoprovider_period": 5, "wakeupperiod": 10},
 }
+SOFTWARE = "/srv/vo-alpha-software"
 # On a failure, the tails of these journals of the CE host join the report.
 SITE_UNITS = ("arkd", "arc-arex", "arc-arex-ws")
 TAIL_LINES = 40
@@ -53,6 +56,9 @@ def grid_site(tmp_path_factory) -> SaltSite:
         # ark deploy fails unless every highstate succeeded and the re-apply changed nothing.
         assert site.deployed.ok, "\n".join(site.deployed.errors)
         push_site_images(site, work, progress=log)
+        worker = site.with_role("worker")
+        worker.run("mkdir", "-p", SOFTWARE, check=True)
+        worker.run("sh", "-c", f"echo 'alpha software 1.0' > {SOFTWARE}/VERSION", check=True)
         yield site
 
 

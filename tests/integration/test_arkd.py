@@ -7,6 +7,7 @@ host, as the LRMS scripts do, and reads the result where A-REX reads it.
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,9 @@ def test_a_job_runs_as_its_user_in_its_session_directory_and_reports_success(sit
     assert (job.session / "whoami").read_text().strip() == str(site.uid("ark-alice"))
     diag = site.diag(job)
     assert diag["nodename"] == site.node_name
+    # the node, not the pod's host name the job script wrote: A-REX's accounting joins every line
+    lines = Path(f"{job.session}.diag").read_text().splitlines()
+    assert [line for line in lines if line.lower().startswith("nodename=")] == [f"nodename={site.node_name}"]
     assert diag["LRMSExitcode"] == "0"
     assert diag["LRMSStartTime"].endswith("Z") and diag["LRMSEndTime"].endswith("Z")
 
@@ -82,6 +86,17 @@ def test_a_job_that_fills_its_scratch_is_stopped_naming_it(site):
     assert site.submit(job).returncode == 0
     done = site.wait_done(job, timeout=240)
     assert done.startswith("265 job was stopped for using more than its scratch space (disk) of 10 MB: "), done
+
+
+def test_a_vos_software_area_is_there_read_only(site):
+    script = ('cat /srv/vo-alpha-software/VERSION > seen.txt; '
+              'echo x 2> refused.txt > /srv/vo-alpha-software/mine || echo refused >> refused.txt\n')
+    job = site.new_job("ark-alice", script)
+    assert site.submit(job).returncode == 0
+    assert site.wait_done(job) == "0"
+    assert (job.session / "seen.txt").read_text() == "alpha software 1.0\n"
+    assert "Read-only file system" in (job.session / "refused.txt").read_text()
+    assert not (site.ce.root / "srv/vo-alpha-software/mine").exists()
 
 
 def test_an_image_that_cannot_be_pulled_fails_after_the_grace_period(site):

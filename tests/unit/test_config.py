@@ -33,6 +33,14 @@ def test_the_example_configuration_is_complete_and_valid():
         (lambda c: c["session_volume"].update(type="nfs"), "session_volume.type: expected one of"),
         (lambda c: c.update(vos={}), "vos: at least one entry"),
         (lambda c: c["vos"]["alpha"].update(max_priority=101), "vos.alpha.max_priority: expected a whole number"),
+        (lambda c: c["vos"]["alpha"].update(mounts=["/cvmfs", "/etc/ssl"]),
+         "vos.alpha.mounts[1]: '/etc/ssl' would expose /etc of the node to the VO's jobs"),
+        (lambda c: c["vos"]["alpha"].update(mounts=["/var"]), "vos.alpha.mounts[0]: '/var' would expose /var/run"),
+        (lambda c: c["vos"]["alpha"].update(mounts=["/var/spool/arc/sessiondir/x"]),
+         "would expose /var/spool/arc/sessiondir of the node"),
+        (lambda c: c["vos"]["alpha"].update(mounts=["/"]), "vos.alpha.mounts[0]: '/' is not a normalised absolute path"),
+        (lambda c: c["vos"]["alpha"].update(mounts=["/cvmfs/../etc"]), "is not a normalised absolute path"),
+        (lambda c: c["vos"]["alpha"].update(mounts="/cvmfs"), "vos.alpha.mounts: expected a list"),
     ],
 )
 def test_bad_values_name_their_key(raw_config, change, message):

@@ -62,7 +62,7 @@ def test_record_completes_diag_forwards_comment_and_wakes_arex(controldir, tmp_p
     session = tmp_path / "sessions" / GRID_ID
     session.mkdir(parents=True)
     prepare_session_files(own(session), UID, UID)
-    (tmp_path / "sessions" / f"{GRID_ID}.diag").write_text("exitcode=3\nwalltime=5\n")
+    (tmp_path / "sessions" / f"{GRID_ID}.diag").write_text("nodename=the-pod\nProcessors=2\nexitcode=3\nwalltime=5\n")
     (tmp_path / "sessions" / f"{GRID_ID}.comment").write_text("RTE stage 1 said hello\n")
     fifo = controldir.root / "gm.fifo"
     os.mkfifo(fifo)
@@ -75,7 +75,10 @@ def test_record_completes_diag_forwards_comment_and_wakes_arex(controldir, tmp_p
     diag = (tmp_path / "sessions" / f"{GRID_ID}.diag").read_text().splitlines()
     assert "nodename=node-1" in diag and "LRMSStartTime=20260101100000Z" in diag
     assert "LRMSEndTime=20260101110000Z" in diag and "LRMSExitcode=3" in diag
-    assert diag.count("exitcode=3") == 1  # the job script's own value stays the only one
+    # What the site measured replaces what the job wrote, and comes last, as ARC's batch backends
+    # do: A-REX takes a key's last value and joins every nodename line.
+    assert diag == ["Processors=2", "nodename=node-1", "LRMSStartTime=20260101100000Z", "LRMSEndTime=20260101110000Z",
+                    "WallTime=3600s", "exitcode=3", "LRMSExitcode=3", "LRMSMessage=job exited with code 3"]
     assert "RTE stage 1 said hello" in controldir.job_file(GRID_ID, "errors").read_text()
     assert os.read(reader, 100) == GRID_ID.encode() + b"\0"
     os.close(reader)

@@ -42,6 +42,19 @@ def test_a_pod_may_mount_of_the_node_only_the_session_roots(config, raw_config):
     assert "persistentVolumeClaim" in policy["spec"]["volumes"]
 
 
+def test_vo_mounts_are_admitted_read_only_whatever_the_session_mode(raw_config):
+    raw_config["vos"]["alpha"]["mounts"] = ["/cvmfs", "/srv/software"]
+    raw_config["vos"]["beta"]["mounts"] = ["/cvmfs"]
+    (policy,) = by_kind(cluster_objects(parse_config(raw_config), "arkd"), "PodSecurityPolicy")
+    assert policy["spec"]["allowedHostPaths"] == [{"pathPrefix": "/var/spool/arc/sessiondir"},
+                                                  {"pathPrefix": "/cvmfs", "readOnly": True},
+                                                  {"pathPrefix": "/srv/software", "readOnly": True}]
+    raw_config["session_volume"] = {"type": "persistentVolumeClaim", "claim_name": "sessions"}
+    (policy,) = by_kind(cluster_objects(parse_config(raw_config), "arkd"), "PodSecurityPolicy")
+    assert "hostPath" in policy["spec"]["volumes"]
+    assert [p["pathPrefix"] for p in policy["spec"]["allowedHostPaths"]] == ["/cvmfs", "/srv/software"]
+
+
 def test_only_the_service_accounts_of_vo_namespaces_may_use_the_policy(config):
     objects = cluster_objects(config, "arkd")
     (use,) = [o for o in by_kind(objects, "ClusterRole") if o["metadata"]["name"] == POD_SECURITY_POLICY]

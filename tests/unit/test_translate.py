@@ -118,6 +118,14 @@ def test_scratch_is_the_jobs_disk_or_the_queues_default_at_tmpdir(fields, raw_co
     assert empty == {"sizeLimit": "300Mi"} and resources["limits"]["ephemeral-storage"] == "300Mi"
 
 
+def test_a_vos_mounts_are_read_only_at_their_host_paths(fields, raw_config):
+    raw_config["vos"]["alpha"]["mounts"] = ["/cvmfs"]
+    job = render(fields, parse_config(raw_config))
+    volumes = job["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "vo-mount-0", "hostPath": {"path": "/cvmfs", "type": "Directory"}} in volumes
+    assert {"name": "vo-mount-0", "mountPath": "/cvmfs", "readOnly": True} in container_of(job)["volumeMounts"]
+
+
 def test_threads_match_the_slots(fields, config):
     env = {e["name"]: e["value"] for e in container_of(render(fields, config))["env"]}
     assert env["OMP_NUM_THREADS"] == "2"  # GNU nproc says the same
