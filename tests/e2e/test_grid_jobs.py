@@ -86,3 +86,15 @@ def test_an_image_outside_the_vo_allowlist_is_refused_at_submit(arc, tmp_path):
     assert arc.details(job)["Job Error"] == "Job submission to LRMS failed"
     assert ("ERROR: image 'evil/root:1' is not allowed for VO alpha (allowed: base:1, tools:2, missing:1)"
             in arc.job_log(job))
+
+
+def test_the_accounting_names_the_node_that_ran_the_job(grid_site, arc, tmp_path):
+    """A-REX's accounting joins every nodename line of the job's .diag: the job script writes the
+    pod's host name, arkd replaces it with the Kubernetes node, as ARC's batch backends do."""
+    job = arc.submit(xrsl(executable='"/bin/true"', jobname='"accounting"'), cwd=tmp_path)
+    assert arc.wait(job, timeout=240) == "Finished"
+    grid_id = job.rstrip("/").rsplit("/", 1)[-1]
+    controldir = grid_site.with_role("ce").root / "var/spool/arc/jobstatus"
+    (diag,) = controldir.glob(f"**/job.{grid_id}.diag")
+    nodes = [line.split("=", 1)[1] for line in diag.read_text().splitlines() if line.lower().startswith("nodename=")]
+    assert nodes == [grid_site.plan.with_role("worker").name]
