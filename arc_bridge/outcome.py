@@ -15,6 +15,7 @@ from .translate import ANN_CANCELLED, ANN_MEMORY, ANN_SCRATCH, ANN_WALLTIME
 SIGKILL_CODE = 256 + 9
 SIGTERM_CODE = 256 + 15
 LOST_CODE = -1
+POD_STATUS_WAIT_SECONDS = 30
 # The kubelet's words (eviction manager) for a pod over its ephemeral-storage limit or its
 # emptyDir's sizeLimit: the job's scratch.
 SCRATCH_EVICTION = re.compile(r"ephemeral (local )?storage|EmptyDir volume")
@@ -62,9 +63,17 @@ def job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime, 
         if failed.get("reason") == "DeadlineExceeded":
             limit = meta.get("annotations", {}).get(ANN_WALLTIME, "?")
             return Outcome(SIGTERM_CODE, f"job exceeded its wall time limit of {limit} s and was stopped", node, start, end)
-        return _pod_outcome(meta, pod, node, start, end) or Outcome(
-            LOST_CODE, f"Kubernetes failed the job: {failed.get('message') or failed.get('reason')}", node, start, end
-        )
+        said = _pod_outcome(meta, pod, node, start, end)
+        if said is not None:
+            return said
+        # The Job controller fails a Job on its pod's account, so the pod's last status exists;
+        # when the cache still shows the pod live, that status is on its way (the watches of Jobs
+        # and pods are not ordered): wait for it a while rather than report no cause.
+        if (pod is not None and (pod.get("status") or {}).get("phase") in ("Pending", "Running")
+                and (now - end).total_seconds() < POD_STATUS_WAIT_SECONDS):
+            return None
+        return Outcome(LOST_CODE, f"Kubernetes failed the job: {failed.get('message') or failed.get('reason')}",
+                       node, start, end)
     if pod is not None:
         pod_status = pod.get("status") or {}
         if pod_status.get("reason") in ("Evicted", "NodeLost") or pod_status.get("phase") == "Unknown":

@@ -160,6 +160,8 @@ class Bridge:
         # Image-pull grace periods expire without any event; look at the cache, not the API.
         while not self._stop.wait(TICK_SECONDS):
             stuck = {_grid_id_of(p) for p in self.pods.items() if _pulling_failed(p)}
+            # A failed Job whose pod's last status had not arrived yet (outcome.job_outcome).
+            stuck |= {_grid_id_of(j) for j in self.jobs.items() if _failed(j)}
             for job in (j for grid_id in stuck if grid_id for j in self.jobs.lookup(grid_id)):
                 try:
                     self._settle(job)
@@ -244,6 +246,11 @@ class Bridge:
 
 def _grid_id_of(obj: Obj) -> str | None:
     return obj["metadata"].get("labels", {}).get(LABEL_JOB_ID)
+
+
+def _failed(job: Obj) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in conditions)
 
 
 def _pulling_failed(pod: Obj) -> bool:

@@ -99,6 +99,19 @@ def test_a_pod_its_node_refused_or_could_not_start_says_why():
     assert (out.exit_code, out.message) == (128, "job's container ended with code 128: StartError: failed to create task")
 
 
+def test_a_failed_job_waits_a_while_for_its_pods_last_status():
+    """The watches of Jobs and pods are not ordered: the Job may say Failed while the cached pod
+    still runs. Its cause is on its way; without it after a while, the Job's reason is reported."""
+    failed = job("Failed", "BackoffLimitExceeded")  # failed at T1
+    live = pod({"running": {"startedAt": T0}})
+    soon = datetime(2026, 11, 25, 11, 5, 10, tzinfo=timezone.utc)
+    assert job_outcome(failed, live, soon, 60) is None
+    later = job_outcome(failed, live, soon + timedelta(seconds=30), 60)
+    assert later.exit_code == LOST_CODE and later.message == "Kubernetes failed the job: BackoffLimitExceeded"
+    ended = pod(terminated(2, "Error"), "Failed")
+    assert job_outcome(failed, ended, soon, 60).message == "job exited with code 2"
+
+
 def test_eviction_and_node_loss_are_infrastructure_failures():
     evicted = job_outcome(job(), pod({}, "Failed", "Evicted"), NOW, 60)
     assert evicted.exit_code == LOST_CODE and "evicted from node node-1" in evicted.message
