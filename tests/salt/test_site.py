@@ -239,8 +239,11 @@ def test_each_worker_gives_pods_addresses_from_its_own_range(site):
             "spec": {
                 "nodeName": plan.name, "restartPolicy": "Never", "automountServiceAccountToken": False,
                 "securityContext": {"runAsUser": 20001, "runAsNonRoot": True},
+                # Its own requests: the VO's quota needs them, and a VO may have no LimitRange defaults.
                 "containers": [{"name": "idle", "image": f"{registry}:5000/vo-alpha/base:1",
-                                "command": ["sleep", "60"]}],
+                                "command": ["sleep", "60"],
+                                "resources": {"requests": {"cpu": "50m", "memory": "16Mi"},
+                                              "limits": {"cpu": "50m", "memory": "16Mi"}}}],
             },
         }
         created = admin.run(*kubectl, "create", "-f", "-", input=json.dumps(pod))
