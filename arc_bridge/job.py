@@ -30,6 +30,7 @@ class JobRequest:
     count: int
     memory_mb: int  # per slot, as ARC counts it
     disk_mb: int  # scratch the job asks for (xRSL disk, ADL DiskSpaceRequirement); 0: none given
+    whole_node: bool  # xRSL exclusiveexecution: the job gets a node of its own
     walltime_seconds: int
     priority: int
     runtime_environments: tuple[RuntimeEnvironment, ...]
@@ -70,6 +71,7 @@ def job_from_grami(fields: dict[str, str], config: Config) -> JobRequest:
         count=count,
         memory_mb=memory,
         disk_mb=disk,
+        whole_node=fields.get("joboption_exclusivenode", "") == "true",
         walltime_seconds=walltime,
         priority=priority,
         runtime_environments=_runtime_environments(fields),

@@ -157,7 +157,8 @@ class Kube:
             raise
 
     def nodes(self) -> list[dict[str, Any]]:
-        return self._json(self.core.list_node(_preload_content=False))["items"]
+        return self._json(retrying(lambda: self.core.list_node(_preload_content=False), "listing nodes",
+                                   self.ready))["items"]
 
     def _lister(self, kind: str):
         return {

@@ -28,7 +28,7 @@ from .job import GRID_ID, job_from_grami
 from .kube import Kube
 from .outcome import LOST_CODE, PULL_FAILURES, Outcome, deleted_outcome, job_outcome
 from .infosys import summarise
-from .translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, LABEL_VO, Caller, build_job, k8s_name
+from .translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, LABEL_VO, Caller, build_job, k8s_name, largest_node
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ class Bridge:
 
     def submit(self, caller: Caller, grami: str, script: str) -> str:
         job = job_from_grami(parse_grami(grami.encode()), self.config)
-        manifest = build_job(job, caller, self.config, script)
+        node = largest_node(self.kube.nodes(), self.config.queues[job.queue].node_selector) if job.whole_node else None
+        manifest = build_job(job, caller, self.config, script, node)
         if self.controldir.state(job.grid_id) is None:
             raise JobRejected(f"job {job.grid_id} is not known to A-REX (no status in {self.controldir.root})")
         if self.controldir.owner(job.grid_id) != caller.uid:

@@ -8,6 +8,7 @@ from typing import Any
 from .config import VO, Config, Queue
 from .errors import JobRejected
 from .job import JobRequest
+from .quantity import cpu_count, memory_mb
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "arkd"}
 LABEL_JOB_ID = "ark.nordugrid.org/job-id"
@@ -29,6 +30,26 @@ MAX_SCRIPT_BYTES = 512 * 1024
 # (not the payload's, which go where the job description says) belong in <session>.comment,
 # which A-REX appends to the job's error log, exactly as the fork backend does.
 _WRAPPER = 'exec >>"$ARK_COMMENT_FILE" 2>&1\n'
+
+
+@dataclass(frozen=True)
+class NodeSize:
+    """What the largest node of a queue can give one pod (its allocatable), as quantities."""
+
+    cpu: str
+    memory: str
+
+
+def largest_node(nodes: list[dict[str, Any]], selector: dict[str, str]) -> NodeSize | None:
+    """The queue's largest schedulable node, by CPUs then memory; None if it has none."""
+    fits = [n for n in nodes if not (n.get("spec") or {}).get("unschedulable")
+            and selector.items() <= n["metadata"].get("labels", {}).items()]
+    sizes = [(n.get("status") or {}).get("allocatable") or {} for n in fits]
+    sizes = [a for a in sizes if a.get("cpu") and a.get("memory")]
+    if not sizes:
+        return None
+    best = max(sizes, key=lambda a: (cpu_count(a["cpu"]), memory_mb(a["memory"])))
+    return NodeSize(best["cpu"], best["memory"])
 
 
 @dataclass(frozen=True)
@@ -77,8 +98,10 @@ def priority_class(priority: int, classes: dict[str, int]) -> str | None:
     return max(eligible)[1] if eligible else None
 
 
-def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> dict[str, Any]:
-    """The Job for `job`, run as `caller`, or JobRejected naming what is not allowed."""
+def build_job(job: JobRequest, caller: Caller, config: Config, script: str,
+              node: NodeSize | None = None) -> dict[str, Any]:
+    """The Job for `job`, run as `caller`, or JobRejected naming what is not allowed. A whole-node
+    job gets `node`, the queue's largest node."""
     if caller.uid == 0 or caller.gid == 0:
         raise JobRejected("jobs never run as root: map grid users to unprivileged accounts")
     vo = config.vo_of_user(caller.user)
@@ -100,7 +123,10 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> d
         LABEL_VO: vo.name,
         LABEL_QUEUE: job.queue,
     }
-    resources, memory_limit, scratch = _resources(job, queue)
+    if job.whole_node and node is None:
+        raise JobRejected(f"queue {queue.name!r} has no node to give a whole-node job (exclusiveexecution)")
+    resources, memory_limit, scratch = _resources(job, queue, node if job.whole_node else None)
+    threads = int(cpu_count(resources["requests"]["cpu"]))
     volumes, mounts = _session_storage(job, config)
     volumes.append({"name": "scratch", "emptyDir": {"sizeLimit": f"{scratch}Mi"} if scratch else {}})
     mounts.append({"name": "scratch", "mountPath": SCRATCH})
@@ -126,7 +152,7 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> d
                 # OpenMP runtimes, GNU nproc and ARC's own RTEs size their threads by these.
                 "env": [{"name": "ARK_COMMENT_FILE", "value": f"{session}.comment"},
                         {"name": "TMPDIR", "value": SCRATCH},
-                        {"name": "OMP_NUM_THREADS", "value": str(job.count)}],
+                        {"name": "OMP_NUM_THREADS", "value": str(threads)}],
                 "resources": resources,
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -167,11 +193,17 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str) -> d
     }
 
 
-def _resources(job: JobRequest, queue: Queue) -> tuple[dict[str, Any], int | None, int]:
+def _resources(job: JobRequest, queue: Queue, node: NodeSize | None) -> tuple[dict[str, Any], int | None, int]:
     """The container's requests and limits; its memory limit (MB, None: none) and scratch (MB, 0:
-    unbounded). Requests are what the job asked for; the queue says which become limits."""
-    memory = job.memory_mb * job.count
+    unbounded). Requests are what the job asked for (or all of `node`, for a whole-node job); the
+    queue says which become limits."""
     scratch = job.disk_mb or queue.scratch_mb
+    if node is not None:
+        requests = {"cpu": node.cpu, "memory": node.memory}
+        if scratch:
+            requests["ephemeral-storage"] = f"{scratch}Mi"
+        return {"requests": requests, "limits": dict(requests)}, memory_mb(node.memory), scratch
+    memory = job.memory_mb * job.count
     requests = {"cpu": str(job.count), "memory": f"{memory}Mi"}
     limits = {"cpu": str(job.count)} if queue.cpu_limit else {}
     memory_limit = None

@@ -18,13 +18,14 @@ from localsite.saltsite import ALL_IN_ONE, SaltSite, push_site_images, running_s
 # ark-bob, one to act and one to be refused), an image that is allowed but never pushed, a queue
 # "roomy" that limits neither memory nor CPUs and gives jobs 16 MB of scratch (so VO alpha has no
 # LimitRange defaults), a software area VO alpha's jobs see read-only (SOFTWARE, which the site's
-# admin provides on the worker), pull failures noticed in seconds, and A-REX's state published to
-# arcstat every few seconds.
+# admin provides on the worker), a quota as large as a whole node, pull failures noticed in
+# seconds, and A-REX's state published to arcstat every few seconds.
 TEST_PILLAR = {
     "vos": {"alpha": {"users": {"ark-alice": 20011, "ark-bob": 20012},
                       "images": ["base:1", "tools:2", "missing:1"],
                       "limits": {"default_cpu": None, "default_memory": None},
-                      "mounts": ["/srv/vo-alpha-software"]}},
+                      "mounts": ["/srv/vo-alpha-software"],
+                      "quota": {"cpu": "16", "memory": "64Gi"}}},
     "queues": {"roomy": {"vos": ["alpha"], "node_selector": {"ark.nordugrid.org/queue": "default"},
                          "memory_limit_factor": None, "cpu_limit": "request_only", "scratch_mb": 16}},
     "bridge": {"image_pull_grace_seconds": 5},

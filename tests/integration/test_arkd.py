@@ -88,6 +88,21 @@ def test_a_job_that_fills_its_scratch_is_stopped_naming_it(site):
     assert done.startswith("265 job was stopped for using more than its scratch space (disk) of 10 MB: "), done
 
 
+def test_a_whole_node_job_gets_all_of_its_node(site):
+    """xRSL exclusiveexecution: the pod asks for the node's allocatable CPUs and memory, so nothing
+    else runs beside it, and the job sizes its threads by them."""
+    allocatable = json.loads(site.kubectl("get", "node", site.node_name, "-o",
+                                          "jsonpath={.status.allocatable}").stdout)
+    job = site.new_job("ark-alice", 'nproc > nproc.txt; echo "$OMP_NUM_THREADS" > omp.txt\n', exclusivenode="true")
+    assert site.submit(job).returncode == 0
+    manifest = json.loads(site.kubectl("get", "job", "-n", "ark-alpha", site.local_id(job), "-o", "json").stdout)
+    requests = manifest["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    assert requests == {"cpu": allocatable["cpu"], "memory": allocatable["memory"]}
+    assert site.wait_done(job, timeout=120) == "0"
+    cpus = str(int(allocatable["cpu"][:-1]) // 1000 if allocatable["cpu"].endswith("m") else allocatable["cpu"])
+    assert (job.session / "omp.txt").read_text().strip() == (job.session / "nproc.txt").read_text().strip() == cpus
+
+
 def test_a_vos_software_area_is_there_read_only(site):
     script = ('cat /srv/vo-alpha-software/VERSION > seen.txt; '
               'echo x 2> refused.txt > /srv/vo-alpha-software/mine || echo refused >> refused.txt\n')

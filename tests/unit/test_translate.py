@@ -12,7 +12,7 @@ from hypothesis import given, strategies as st
 from arc_bridge.config import parse_config
 from arc_bridge.errors import ConfigError, JobRejected
 from arc_bridge.job import job_from_grami
-from arc_bridge.translate import Caller, build_job, k8s_name, priority_class
+from arc_bridge.translate import Caller, build_job, k8s_name, largest_node, priority_class
 
 from .conftest import EXAMPLES
 
@@ -124,6 +124,30 @@ def test_a_vos_mounts_are_read_only_at_their_host_paths(fields, raw_config):
     volumes = job["spec"]["template"]["spec"]["volumes"]
     assert {"name": "vo-mount-0", "hostPath": {"path": "/cvmfs", "type": "Directory"}} in volumes
     assert {"name": "vo-mount-0", "mountPath": "/cvmfs", "readOnly": True} in container_of(job)["volumeMounts"]
+
+
+def node(name, cpu, memory, labels=None, unschedulable=False):
+    return {"metadata": {"name": name, "labels": {"ark.nordugrid.org/queue": "default", **(labels or {})}},
+            "spec": {"unschedulable": unschedulable}, "status": {"allocatable": {"cpu": cpu, "memory": memory}}}
+
+
+def test_a_whole_node_job_gets_all_of_the_queues_largest_node(fields, config):
+    nodes = [node("small", "2", "4Gi"), node("big", "7500m", "30Gi"), node("cordoned", "64", "1Ti", unschedulable=True),
+             {**node("elsewhere", "32", "64Gi"), "metadata": {"name": "elsewhere", "labels": {}}}]
+    size = largest_node(nodes, {"ark.nordugrid.org/queue": "default"})
+    assert (size.cpu, size.memory) == ("7500m", "30Gi")
+    fields["joboption_exclusivenode"] = "true"
+    job = render_with_node(fields, config, size)
+    resources = container_of(job)["resources"]
+    assert resources["requests"] == resources["limits"] == {"cpu": "7500m", "memory": "30Gi"}
+    env = {e["name"]: e["value"] for e in container_of(job)["env"]}
+    assert env["OMP_NUM_THREADS"] == "7"
+    with pytest.raises(JobRejected, match="queue 'default' has no node to give a whole-node job"):
+        render_with_node(fields, config, largest_node([], {}))
+
+
+def render_with_node(fields, config, size):
+    return build_job(job_from_grami(fields, config), ALICE, config, "true\n", size)
 
 
 def test_threads_match_the_slots(fields, config):
