@@ -208,12 +208,15 @@ class Run:
 
 class PodHistory:
     """Every pod the site makes for a grid job, from a watch on the control plane (arkd deletes
-    recorded Jobs and their pods, so a later listing would not show a second pod). The watch ends
-    when the API server goes away, so it runs in a loop; each new watch lists what exists first."""
+    recorded Jobs and their pods, so a later listing would not show a second pod), with each
+    pod's states as they came (phase, reason, the container's state), for the jobs that failed.
+    The watch ends when the API server goes away, so it runs in a loop; each new watch lists what
+    exists first."""
 
     def __init__(self, site: SaltSite, out: Path):
         self.out = out
-        template = '{.metadata.labels.ark\\.nordugrid\\.org/job-id} {.metadata.uid}{"\\n"}'
+        template = ('{.metadata.labels.ark\\.nordugrid\\.org/job-id} {.metadata.uid} {.status.phase} '
+                    '{.status.reason} {.status.containerStatuses[*].state}{"\\n"}')
         watch = shlex.join([*KUBECTL, "get", "pods", "--all-namespaces", "--watch", "-l",
                             "app.kubernetes.io/managed-by=arkd", "-o", f"jsonpath={template}"])
         argv = host(site, "control-plane").command(["sh", "-c", f"while :; do {watch}; sleep 1; done"])
@@ -226,9 +229,14 @@ class PodHistory:
         self.file.close()
         pods: dict[str, set[str]] = defaultdict(set)
         for line in self.out.read_text().splitlines():
-            if len(parts := line.split()) == 2:
+            if len(parts := line.split()) >= 2:
                 pods[parts[0]].add(parts[1])
         return pods
+
+    def last_state(self, grid_id: str) -> str:
+        """The pod's last state the watch saw (phase, reason, container state)."""
+        lines = [line for line in self.out.read_text().splitlines() if line.startswith(grid_id + " ")]
+        return lines[-1].split(" ", 2)[-1] if lines else "no pod seen"
 
 
 def submit(run: Run, client: ArcClient, workdir: Path, n: int) -> None:
@@ -333,6 +341,7 @@ def main() -> None:
                 during = [f.name for f in faults if job.submitted <= f.recovered and (job.ended or 1e12) >= f.injected]
                 log(f"    {job.grid_id} (submitted at {job.submitted - started:.0f} s, in flight during "
                     f"{', '.join(during) or 'no fault'}): {job.state or 'no state'} {job.failure[:400]}")
+                log(f"      its pod, last seen: {history.last_state(job.grid_id)[:400]}")
     print("\n".join(figures(run, faults, pods)))
 
 
