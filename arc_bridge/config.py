@@ -89,6 +89,9 @@ class Config:
     session_volume: SessionVolume
     image_rte: str
     image_pull_grace_seconds: int
+    # How long a job's pod stays bound to a node that stopped answering before Kubernetes gives it
+    # up (the tolerationSeconds of the not-ready and unreachable taints) and arkd fails the job.
+    node_lost_seconds: int
     limits: Limits
     priority_classes: dict[str, int]
     queues: dict[str, Queue]
@@ -181,6 +184,7 @@ def parse_config(raw: Any) -> Config:
         session_volume=volume,
         image_rte=r.str("image_rte", "ENV/CONTAINER"),
         image_pull_grace_seconds=r.int("image_pull_grace_seconds", 300, minimum=0),
+        node_lost_seconds=r.int("node_lost_seconds", 300, minimum=0),
         limits=lim,
         priority_classes=priority_classes,
         queues=queues,

@@ -160,6 +160,15 @@ class Kube:
         return self._json(retrying(lambda: self.core.list_node(_preload_content=False), "listing nodes",
                                    self.ready))["items"]
 
+    def get_node(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._json(retrying(lambda: self.core.read_node(name, _preload_content=False), f"reading node {name}",
+                                       self.ready))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
     def _lister(self, kind: str):
         return {
             "jobs": self.batch.list_job_for_all_namespaces,

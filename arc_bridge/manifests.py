@@ -46,7 +46,7 @@ def rbac(config: Config, user: str) -> list[dict[str, Any]]:
         {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": "arkd-watch"},
          "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch"]},
                    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-                   {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]},
+                   {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]},
         {"apiVersion": RBAC, "kind": "ClusterRoleBinding", "metadata": {"name": "arkd-watch"},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "arkd-watch"},
          "subjects": subject},

@@ -100,6 +100,33 @@ def deleted_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: dateti
     return Outcome(LOST_CODE, "job was deleted from Kubernetes by someone other than arkd", node, start, now)
 
 
+def interrupted_outcome(job: dict[str, Any], pod: dict[str, Any], node: dict[str, Any] | None,
+                        now: datetime) -> Outcome | None:
+    """The outcome of a job whose pod, bound to `node`, someone other than arkd is deleting: the
+    taint manager giving up a node that stopped answering, `kubectl drain`, an admin. None where
+    the deletion is the job's own end (cancel, wall time, done), which the Job reports itself.
+    `job` must be fresh from the API server: a cancel marks the Job before its pod goes."""
+    meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
+    ended = any(c.get("status") == "True" for c in status.get("conditions") or [])
+    if ended or meta.get("deletionTimestamp") or meta.get("annotations", {}).get(ANN_CANCELLED):
+        return None
+    # The Job controller deletes the pods of a Job past its deadline before it marks it Failed.
+    begun, deadline = parse_time(status.get("startTime")), spec.get("activeDeadlineSeconds")
+    if begun is not None and deadline is not None and (now - begun).total_seconds() >= deadline:
+        return None
+    name = (pod.get("spec") or {}).get("nodeName") or "?"
+    start, _ = _times(pod)
+    ready = next((c for c in ((node or {}).get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+    if ready.get("status") != "True":
+        since = ready.get("lastTransitionTime") or "?"
+        return Outcome(LOST_CODE, f"node {name} stopped answering while running the job (not ready since {since}); "
+                                  f"Kubernetes gave the job up", name, start, now)
+    if ((node or {}).get("spec") or {}).get("unschedulable"):
+        return Outcome(LOST_CODE, f"node {name} was drained while running the job, which was stopped", name, start, now)
+    return Outcome(LOST_CODE, f"job's pod on node {name} was deleted by someone other than arkd; the job was stopped",
+                   name, start, now)
+
+
 def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
                  start: datetime | None, end: datetime | None) -> Outcome | None:
     if pod is None:

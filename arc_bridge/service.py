@@ -26,7 +26,7 @@ from .grami import parse_grami
 from .informer import Informer, Obj
 from .job import GRID_ID, job_from_grami
 from .kube import Kube
-from .outcome import LOST_CODE, PULL_FAILURES, Outcome, deleted_outcome, job_outcome
+from .outcome import LOST_CODE, PULL_FAILURES, Outcome, deleted_outcome, interrupted_outcome, job_outcome
 from .infosys import summarise
 from .translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, LABEL_VO, Caller, build_job, k8s_name, largest_node
 
@@ -175,6 +175,9 @@ class Bridge:
         grid_id = meta["labels"][LABEL_JOB_ID]
         if meta.get("deletionTimestamp"):
             return  # the DELETED event settles it
+        taken = self._taken_pod(grid_id)
+        if taken is not None and not self._recorded(grid_id) and self._interrupted(job, taken):
+            return
         with self.lock:
             if not self._recorded(grid_id):
                 outcome = job_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc),
@@ -183,6 +186,23 @@ class Bridge:
                     return
                 self._record(job, outcome)
         self.kube.delete_job(meta["namespace"], meta["name"])
+
+    def _interrupted(self, job: Obj, pod: Obj) -> bool:
+        """Fail a running job whose pod someone else takes away (outcome.interrupted_outcome); True
+        if it was. The Job goes at once: 1.20's Job controller has already made a second pod."""
+        meta = job["metadata"]
+        fresh = self.kube.get_job(meta["namespace"], meta["name"])
+        if fresh is None:
+            return False  # its DELETED event settles it
+        node = self.kube.get_node(pod["spec"]["nodeName"])
+        outcome = interrupted_outcome(fresh, pod, node, datetime.now(timezone.utc))
+        if outcome is None:
+            return False
+        with self.lock:
+            if not self._recorded(_grid_id_of(job) or ""):
+                self._record(fresh, outcome)
+        self.kube.delete_job(meta["namespace"], meta["name"])
+        return True
 
     def _settle_deleted(self, job: Obj) -> None:
         grid_id = job["metadata"]["labels"][LABEL_JOB_ID]
@@ -237,6 +257,11 @@ class Bridge:
     def _pod_of(self, grid_id: str) -> Obj | None:
         pods = self.pods.lookup(grid_id)
         return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)
+
+    def _taken_pod(self, grid_id: str) -> Obj | None:
+        """A pod of the job that is being deleted from the node it was bound to."""
+        return next((p for p in self.pods.lookup(grid_id)
+                     if p["metadata"].get("deletionTimestamp") and (p.get("spec") or {}).get("nodeName")), None)
 
     def _local_id(self, grid_id: str) -> str | None:
         text = read_small(self.controldir.job_file(grid_id, "local"))

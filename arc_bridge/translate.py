@@ -24,12 +24,27 @@ ANN_SCRATCH = "ark.nordugrid.org/scratch-mb"  # the scratch limit; empty where t
 # and goes with the pod. At /tmp, where programs write whatever TMPDIR says.
 SCRATCH = "/tmp"
 SELECTOR = "app.kubernetes.io/managed-by=arkd"
+# The Job controller labels each pod with its Job's uid, which a resubmitted job does not share.
+JOB_UID_FIELD = "metadata.labels['controller-uid']"
 MAX_SCRIPT_BYTES = 512 * 1024
+
+# Taints a node gets when it stops answering; a job's pod leaves such a node (and its job fails)
+# after the site's node_lost_seconds.
+NODE_LOST_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
 # The ARC job script writes its own accounting into <session>.diag; its stdout and stderr
 # (not the payload's, which go where the job description says) belong in <session>.comment,
 # which A-REX appends to the job's error log, exactly as the fork backend does.
-_WRAPPER = 'exec >>"$ARK_COMMENT_FILE" 2>&1\n'
+# A pod that is deleted while it runs (drain, a lost node) counts in Kubernetes 1.20 as neither
+# active nor failed, so the Job controller makes another; arkd deletes the Job at once, and the
+# mark in .comment keeps that second pod from running the job again if it starts first.
+_WRAPPER = '''exec >>"$ARK_COMMENT_FILE" 2>&1
+started="ark: Job $ARK_JOB_UID started"
+while IFS= read -r line; do
+  case $line in "$started"*) echo "ark: pod $HOSTNAME does not run the job a second time"; exit 1;; esac
+done <"$ARK_COMMENT_FILE"
+echo "$started in pod $HOSTNAME on node $ARK_NODE"
+'''
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,8 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str,
                 "workingDir": session,
                 # OpenMP runtimes, GNU nproc and ARC's own RTEs size their threads by these.
                 "env": [{"name": "ARK_COMMENT_FILE", "value": f"{session}.comment"},
+                        {"name": "ARK_JOB_UID", "valueFrom": {"fieldRef": {"fieldPath": JOB_UID_FIELD}}},
+                        {"name": "ARK_NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                         {"name": "TMPDIR", "value": SCRATCH},
                         {"name": "OMP_NUM_THREADS", "value": str(threads)}],
                 "resources": resources,
@@ -163,6 +180,8 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str,
             }
         ],
         "volumes": volumes,
+        "tolerations": [{"key": taint, "operator": "Exists", "effect": "NoExecute",
+                         "tolerationSeconds": config.node_lost_seconds} for taint in NODE_LOST_TAINTS],
     }
     if queue.node_selector:
         pod_spec["nodeSelector"] = dict(queue.node_selector)

@@ -92,6 +92,10 @@ ark:
     # may want, e.g., nodeStatusUpdateFrequency: 1s and low evictionHard thresholds
     # ({memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}).
     kubelet_config: {}
+    # Seconds a node may go without reporting before the control plane marks it not ready
+    # (kube-controller-manager --node-monitor-grace-period). A job on a node that stopped answering
+    # fails after this plus bridge:node_lost_seconds.
+    node_monitor_grace_seconds: 40
     # The cluster-admin kubeconfig the kubernetes formula writes on the control-plane host (and
     # there only); Salt applies the site's namespaces, RBAC, quotas and pull secrets with it.
     admin_kubeconfig: /etc/ark/admin.kubeconfig
@@ -263,6 +267,11 @@ ark:
     # pull after 10 s, 20 s, 40 s ... up to 300 s: 300 rides out a registry restart of a few minutes
     # (bench/faults) at the cost of an image missing from the registry being reported that late.
     image_pull_grace_seconds: 300
+    # Seconds a running job's pod stays bound to a node that is not ready (its kubelet stopped
+    # answering) before Kubernetes gives it up and arkd fails the job naming the node: the pods'
+    # tolerationSeconds for the not-ready and unreachable taints. Kubernetes' default is 300; less
+    # fails jobs sooner, but also through a kubelet restart or a short network outage.
+    node_lost_seconds: 300
     # Values for jobs that give none, and upper bounds for any job (larger is refused at submit).
     defaults:
       memory_mb: 2048

@@ -37,6 +37,10 @@ pytestmark = [
 ]
 
 SALT_DIR = Path(__file__).resolve().parents[2] / "salt"
+# The split site gives up a worker that stopped answering within a minute (the defaults take
+# more than five), so the node-failure test can wait for it.
+SPLIT_PILLAR = {"kubernetes": {"node_monitor_grace_seconds": 30}, "bridge": {"node_lost_seconds": 15}}
+ADMIN_KUBECTL = ("kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig")
 
 
 def log(message: str) -> None:
@@ -51,7 +55,7 @@ def site(request, tmp_path_factory):
         return
     plan = SITES[request.param]
     work = tmp_path_factory.mktemp(plan.name)
-    with running_salt_site(plan, work, progress=log) as s:
+    with running_salt_site(plan, work, progress=log, pillar=SPLIT_PILLAR) as s:
         push_site_images(s, work, progress=log)
         yield s
 
@@ -272,6 +276,85 @@ def test_grid_job_from_the_arc_client(site, tmp_path):
     assert (results / "stdout.txt").read_text() == "hello grid\n20001\n"
 
 
+def split_site_only(site: SaltSite) -> None:
+    if site.plan.name != SPLIT.name:
+        pytest.skip("needs a second worker and the session directory the split site's hosts share")
+
+
+# Writes one line each time it starts, and runs until the test lets it go. A-REX keeps only
+# declared outputs of a job that ended, so the line count is one.
+ONCE_AND_WAITING = ('&(executable="/bin/sh")'
+                    '(arguments="-c" "echo ran >> runs; while [ ! -e release ]; do sleep 1; done")'
+                    '(outputfiles=("runs" ""))(jobname="{}")')
+
+
+def running_grid_job(site: SaltSite, client, name: str, cwd: Path) -> tuple[str, str, str]:
+    """A grid job of ONCE_AND_WAITING, running: its URL, ARC id and the node its pod is on."""
+    job = client.submit(ONCE_AND_WAITING.format(name), cwd=cwd)
+    client.wait(job, states={"Running"}, timeout=240)
+    grid_id = job.rstrip("/").rsplit("/", 1)[-1]
+    return job, grid_id, job_pods(site, grid_id)[0]
+
+
+def job_pods(site: SaltSite, grid_id: str) -> list[str]:
+    """The nodes of the job's pods that Kubernetes still has."""
+    out = site.with_role("control-plane").run(
+        *ADMIN_KUBECTL, "get", "pods", "-A", "-l", f"ark.nordugrid.org/job-id={grid_id}",
+        "-o", "jsonpath={.items[*].spec.nodeName}", check=True)
+    return out.stdout.split()
+
+
+def wait_until_gone(site: SaltSite, grid_id: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := job_pods(site, grid_id)) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert not left, f"pods of job {grid_id} still on {left}"
+
+
+def test_a_job_on_a_worker_that_dies_fails_naming_it_and_never_runs_twice(site, tmp_path):
+    """The worker running a job loses its kubelet and containerd. Within
+    kubernetes:node_monitor_grace_seconds + bridge:node_lost_seconds the job fails, and arcstat
+    names the node; no other worker runs the job meanwhile, and when the worker is back nothing of
+    the job is left."""
+    split_site_only(site)
+    client = grid_client(site, tmp_path / "client")
+    job, grid_id, node = running_grid_job(site, client, "node-lost", tmp_path)
+    worker = site.hosts[node]
+    worker.run("systemctl", "stop", "kubelet", "containerd", check=True)
+    try:
+        stopped = time.monotonic()
+        assert client.wait(job, timeout=240) == "Failed"
+        log(f"worker stopped -> job Failed: {time.monotonic() - stopped:.1f} s "
+            f"(node_monitor_grace_seconds + node_lost_seconds = {30 + 15} s)")
+        assert f"node {node} stopped answering while running the job" in client.details(job)["Job Error"]
+    finally:
+        worker.run("systemctl", "start", "containerd", "kubelet", check=True)
+    ready = site.with_role("control-plane").run(*ADMIN_KUBECTL, "wait", "--for=condition=Ready", "--timeout=120s",
+                                                f"node/{node}", timeout=150)
+    assert ready.returncode == 0, ready.stderr
+    wait_until_gone(site, grid_id)
+    assert (site.workdir / "sessiondir" / grid_id / "runs").read_text() == "ran\n"
+
+
+def test_draining_a_worker_stops_its_job_saying_so(site, tmp_path):
+    """`kubectl drain` of the worker running a job: the job fails with a message that says the
+    node was drained, and runs nowhere else."""
+    split_site_only(site)
+    client = grid_client(site, tmp_path / "client")
+    job, grid_id, node = running_grid_job(site, client, "drained", tmp_path)
+    admin = site.with_role("control-plane")
+    try:
+        drained = admin.run(*ADMIN_KUBECTL, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
+                            "--timeout=120s", timeout=150)
+        assert drained.returncode == 0, drained.stderr
+        assert client.wait(job, timeout=120) == "Failed"
+        assert client.details(job)["Job Error"].endswith(f"node {node} was drained while running the job, which was stopped")
+    finally:
+        admin.run(*ADMIN_KUBECTL, "uncordon", node, check=True)
+    wait_until_gone(site, grid_id)
+    assert (site.workdir / "sessiondir" / grid_id / "runs").read_text() == "ran\n"
+
+
 # A worker the split site's admin adds later: the next host number and pod range of the plan's.
 NEW_WORKER = HostPlan("ark-wn3", 36, ("worker",), pod_cidr="10.214.3.0/24", shares_sessiondir=True)
 
@@ -280,8 +363,7 @@ def test_adding_a_worker_changes_only_it_and_leaves_running_jobs_alone(site, tmp
     """The admin adds a host to the inventory and runs ark init and ark deploy again: the other
     hosts only learn its address, the new worker joins Ready, and a grid job that was running all
     along finishes as if nothing happened."""
-    if site.plan.name != SPLIT.name:
-        pytest.skip("a worker is added to the split site, whose hosts share the session directory")
+    split_site_only(site)
     tmp_path.chmod(0o755)
     client = grid_client(site, tmp_path / "client")
     # Runs until the test lets it go: it must live through the whole deploy.

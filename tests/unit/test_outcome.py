@@ -2,7 +2,8 @@
 
 from datetime import datetime, timedelta, timezone
 
-from arc_bridge.outcome import LOST_CODE, SIGKILL_CODE, SIGTERM_CODE, deleted_outcome, job_outcome
+from arc_bridge.outcome import (LOST_CODE, SIGKILL_CODE, SIGTERM_CODE, deleted_outcome, interrupted_outcome,
+                                job_outcome)
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 T0, T1 = "2026-11-25T11:00:00Z", "2026-11-25T11:05:00Z"
@@ -133,3 +134,51 @@ def test_a_deleted_job_is_cancelled_only_if_arkd_marked_it():
     assert cancelled.cancelled and cancelled.message == "job was cancelled"
     removed = deleted_outcome(job(), None, NOW)
     assert not removed.cancelled and removed.exit_code == LOST_CODE
+
+
+def node_object(ready="True", since=T1, unschedulable=False):
+    return {"metadata": {"name": "node-1"}, "spec": {"unschedulable": True} if unschedulable else {},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": since}]}}
+
+
+def running_job(started=T1, deadline=3600, **kwargs):
+    j = job(**kwargs)
+    j["spec"] = {"activeDeadlineSeconds": deadline}
+    j["status"]["startTime"] = started
+    return j
+
+
+def taken():
+    p = pod({"running": {"startedAt": T0}})
+    p["metadata"]["deletionTimestamp"] = T1
+    return p
+
+
+def test_a_job_on_a_node_that_stopped_answering_fails_naming_the_node():
+    out = interrupted_outcome(running_job(), taken(), node_object("Unknown"), NOW)
+    assert out.exit_code == LOST_CODE and out.node == "node-1" and out.end == NOW
+    assert out.message == (f"node node-1 stopped answering while running the job (not ready since {T1}); "
+                           "Kubernetes gave the job up")
+    gone = interrupted_outcome(running_job(), taken(), None, NOW)
+    assert gone.message.startswith("node node-1 stopped answering")
+
+
+def test_a_drained_node_or_a_deleted_pod_stops_the_job_saying_so():
+    drained = interrupted_outcome(running_job(), taken(), node_object(unschedulable=True), NOW)
+    assert drained.exit_code == LOST_CODE
+    assert drained.message == "node node-1 was drained while running the job, which was stopped"
+    deleted = interrupted_outcome(running_job(), taken(), node_object(), NOW)
+    assert deleted.message == "job's pod on node node-1 was deleted by someone other than arkd; the job was stopped"
+
+
+def test_a_pod_deleted_for_the_jobs_own_end_is_left_to_the_job():
+    lost = node_object("Unknown")
+    assert interrupted_outcome(running_job(annotations={"ark.nordugrid.org/cancelled": "true"}), taken(), lost, NOW) is None
+    overdue = running_job(started="2026-11-25T10:00:00Z", deadline=60)
+    assert interrupted_outcome(overdue, taken(), lost, NOW) is None
+    failed = running_job()
+    failed["status"]["conditions"] = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+    assert interrupted_outcome(failed, taken(), lost, NOW) is None
+    deleting = running_job()
+    deleting["metadata"]["deletionTimestamp"] = T1
+    assert interrupted_outcome(deleting, taken(), lost, NOW) is None

@@ -103,7 +103,7 @@ def test_scratch_is_the_jobs_disk_or_the_queues_default_at_tmpdir(fields, raw_co
         pod = job["spec"]["template"]["spec"]
         (volume,) = [v for v in pod["volumes"] if v["name"] == "scratch"]
         (mount,) = [m for m in container_of(job)["volumeMounts"] if m["name"] == "scratch"]
-        env = {e["name"]: e["value"] for e in container_of(job)["env"]}
+        env = {e["name"]: e.get("value") for e in container_of(job)["env"]}
         assert mount["mountPath"] == env["TMPDIR"] == "/tmp"
         return volume["emptyDir"], container_of(job)["resources"]
 
@@ -140,7 +140,7 @@ def test_a_whole_node_job_gets_all_of_the_queues_largest_node(fields, config):
     job = render_with_node(fields, config, size)
     resources = container_of(job)["resources"]
     assert resources["requests"] == resources["limits"] == {"cpu": "7500m", "memory": "30Gi"}
-    env = {e["name"]: e["value"] for e in container_of(job)["env"]}
+    env = {e["name"]: e.get("value") for e in container_of(job)["env"]}
     assert env["OMP_NUM_THREADS"] == "7"
     with pytest.raises(JobRejected, match="queue 'default' has no node to give a whole-node job"):
         render_with_node(fields, config, largest_node([], {}))
@@ -151,7 +151,7 @@ def render_with_node(fields, config, size):
 
 
 def test_threads_match_the_slots(fields, config):
-    env = {e["name"]: e["value"] for e in container_of(render(fields, config))["env"]}
+    env = {e["name"]: e.get("value") for e in container_of(render(fields, config))["env"]}
     assert env["OMP_NUM_THREADS"] == "2"  # GNU nproc says the same
 
 
@@ -263,3 +263,36 @@ def test_a_vos_cap_bounds_the_priority_its_jobs_are_ranked_with(fields, raw_conf
     raw_config["vos"]["alpha"]["max_priority"] = 45
     pod = render(fields, parse_config(raw_config))["spec"]["template"]["spec"]
     assert pod["priorityClassName"] == "ark-normal"  # 45 caps 100: above ark-normal's 40, below ark-high's 80
+
+
+def test_a_job_leaves_a_node_that_stopped_answering_after_the_sites_grace(fields, raw_config):
+    raw_config["node_lost_seconds"] = 45
+    pod = render(fields, parse_config(raw_config))["spec"]["template"]["spec"]
+    assert {(t["key"], t["effect"], t["tolerationSeconds"]) for t in pod["tolerations"]} == {
+        ("node.kubernetes.io/not-ready", "NoExecute", 45), ("node.kubernetes.io/unreachable", "NoExecute", 45)}
+
+
+def run_pod(command, comment, job_uid, pod_name):
+    """The container's command as the pod runs it, with the Job's uid and the pod's name."""
+    env = {"PATH": "/usr/bin:/bin", "ARK_COMMENT_FILE": str(comment), "ARK_JOB_UID": job_uid,
+           "HOSTNAME": pod_name, "ARK_NODE": "node-1"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=10)
+
+
+def test_a_second_pod_of_the_same_job_does_not_run_it_again(fields, config, tmp_path):
+    """A pod taken from its node leaves the Job controller making another, which must not run
+    the payload a second time; a resubmitted job (a new Job) runs."""
+    marker = tmp_path / "ran"
+    command = container_of(build_job(job_from_grami(fields, config), ALICE, config,
+                                     f"echo ran >> {marker}\n"))["command"]
+    comment = tmp_path / "session.comment"
+    comment.touch()
+    assert run_pod(command, comment, "uid-1", "pod-a").returncode == 0
+    second = run_pod(command, comment, "uid-1", "pod-b")
+    assert second.returncode == 1
+    assert marker.read_text() == "ran\n"
+    assert comment.read_text().splitlines() == [
+        "ark: Job uid-1 started in pod pod-a on node node-1",
+        "ark: pod pod-b does not run the job a second time"]
+    assert run_pod(command, comment, "uid-2", "pod-c").returncode == 0
+    assert marker.read_text() == "ran\nran\n"

@@ -79,6 +79,7 @@ ark-etcd-configured:
           '--use-service-account-credentials=true',
           '--service-account-private-key-file=' ~ k8s.sa_key,
           '--root-ca-file=' ~ k8s.ca_cert,
+          '--node-monitor-grace-period=' ~ kube.node_monitor_grace_seconds ~ 's',
         ] + k8s.legacy_flags.insecure_port_off,
       },
       'kube-scheduler': {
