@@ -24,7 +24,8 @@ from .outcome import Outcome
 IN_LRMS = {"INLRMS", "CANCELING"}
 
 log = logging.getLogger(__name__)
-# The .diag keys (lower-cased, as A-REX reads them) whose values arkd measures for the site.
+# The .diag keys (lower-cased, as A-REX reads them) whose values arkd always measures for the site;
+# CPU time, peak memory and processors replace the job's too where the pod reported them.
 SITE_KEYS = {"nodename", "walltime", "lrmsstarttime", "lrmsendtime", "exitcode", "lrmsexitcode", "lrmsmessage"}
 
 
@@ -105,6 +106,14 @@ class ControlDir:
             lines.append(f"LRMSEndTime={_mds_time(outcome.end)}")
         if outcome.start and outcome.end:
             lines.append(f"WallTime={int((outcome.end - outcome.start).total_seconds())}s")
+        if outcome.processors is not None:
+            lines.append(f"Processors={outcome.processors}")
+        if (usage := outcome.usage) is not None:
+            if usage.user_seconds is not None and usage.kernel_seconds is not None:
+                lines += [f"UserTime={usage.user_seconds:.2f}s", f"KernelTime={usage.kernel_seconds:.2f}s"]
+            if usage.max_memory_kb is not None:
+                lines.append(f"MaxResidentMemory={usage.max_memory_kb}kB")
+        replaced = SITE_KEYS | {line.split("=", 1)[0].lower() for line in lines}
         lines.append(f"exitcode={outcome.exit_code}")
         lines.append(f"LRMSExitcode={outcome.exit_code}")
         if outcome.message:
@@ -115,7 +124,7 @@ class ControlDir:
             # As ARC's batch backends do: what the site measured replaces what the job wrote, and
             # comes last. A-REX's accounting takes the last value of a key (any case) and joins
             # every nodename line, so the job can neither under-report nor add a node.
-            kept = [line for line in diag.splitlines() if line.split("=", 1)[0].lower() not in SITE_KEYS]
+            kept = [line for line in diag.splitlines() if line.split("=", 1)[0].lower() not in replaced]
             return "".join(f"{line}\n" for line in kept) + site
 
         _rewrite_user_file(Path(f"{session_dir}.diag"), uid, measured_by_the_site)

@@ -9,17 +9,37 @@ from .translate import LABEL_QUEUE
 
 Obj = dict[str, Any]
 
+# The kubelet names architectures as Go does; ARC expects `uname -m` (and publishes amd64 again).
+MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "ppc64le": "ppc64le", "s390x": "s390x"}
 
-def summarise(config: Config, nodes: list[Obj], jobs: list[Obj], pods: list[Obj]) -> dict[str, Any]:
+
+def quota_cpus(quota: Obj | None) -> tuple[float, float] | None:
+    """A VO's CPU quota from its ResourceQuota's status: (hard, used), None where it sets none."""
+    status = (quota or {}).get("status") or {}
+    hard, used = status.get("hard") or {}, status.get("used") or {}
+    key = next((k for k in ("requests.cpu", "cpu") if k in hard), None)
+    if key is None:
+        return None
+    return cpu_count(hard[key]), cpu_count(used.get(key, "0"))
+
+
+def summarise(config: Config, nodes: list[Obj], jobs: list[Obj], pods: list[Obj],
+              quotas: dict[str, Obj | None] | None = None) -> dict[str, Any]:
+    """The site as the infoprovider publishes it. `quotas`: each VO's ResourceQuota (by VO name),
+    which caps what its users may still start and what a queue of quota-bound VOs can run."""
     pod_of = {p["metadata"].get("labels", {}).get("job-name"): p for p in pods}
     node_info: dict[str, Any] = {}
     for node in nodes:
-        alloc = node.get("status", {}).get("allocatable", {})
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in node.get("status", {}).get("conditions", []))
+        status = node.get("status", {})
+        alloc, about = status.get("allocatable", {}), status.get("nodeInfo", {})
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
         node_info[node["metadata"]["name"]] = {
             "slots": int(cpu_count(alloc.get("cpu", "0"))),
+            "lcpus": int(cpu_count(status.get("capacity", {}).get("cpu", "0"))),
             "pmem": memory_mb(alloc.get("memory", "0")),
+            "sysname": about.get("operatingSystem", "").capitalize(),
+            "machine": MACHINES.get(about.get("architecture", ""), about.get("architecture", "")),
+            "release": about.get("kernelVersion", ""),
             "isavailable": ready and not node.get("spec", {}).get("unschedulable", False),
             "labels": node["metadata"].get("labels", {}),
             "usedslots": 0,
@@ -46,16 +66,27 @@ def summarise(config: Config, nodes: list[Obj], jobs: list[Obj], pods: list[Obj]
             "starttime": started.strftime("%Y%m%d%H%M%SZ") if started else "",
         }
 
+    vo_cpus = {vo: quota_cpus(quota) for vo, quota in (quotas or {}).items()}
     queues = {}
     for name, queue in config.queues.items():
-        members = [n for n, i in node_info.items()
-                   if all(i["labels"].get(k) == v for k, v in queue.node_selector.items())]
+        members = [n for n, i in node_info.items() if i["isavailable"]
+                   and all(i["labels"].get(k) == v for k, v in queue.node_selector.items())]
         qjobs = [j for j in job_info.values() if j["queue"] == name]
+        total = sum(node_info[n]["slots"] for n in members)
+        free = sum(max(0, node_info[n]["slots"] - node_info[n]["usedslots"]) for n in members)
+        caps = [vo_cpus.get(vo) for vo in queue.vos]
+        if caps and all(cap is not None for cap in caps):  # every VO of the queue is held to a quota
+            total = min(total, int(sum(hard for hard, _ in caps)))
         queues[name] = {
-            "totalcpus": sum(node_info[n]["slots"] for n in members if node_info[n]["isavailable"]),
+            "totalcpus": total,
+            "freecpus": free,
+            # What each VO's users may still start here: the queue's free CPUs, within the VO's quota.
+            "vo_freecpus": {vo: free if cap is None else min(free, max(0, int(cap[0] - cap[1])))
+                            for vo, cap in zip(queue.vos, caps)},
             "running": sum(1 for j in qjobs if j["status"] == "R"),
             "queued": sum(1 for j in qjobs if j["status"] == "Q"),
-            "nodes": members,
+            "nodes": [n for n in node_info if all(node_info[n]["labels"].get(k) == v
+                                                 for k, v in queue.node_selector.items())],
             "maxwalltime": queue.max_walltime_seconds,
         }
 
@@ -74,4 +105,5 @@ def summarise(config: Config, nodes: list[Obj], jobs: list[Obj], pods: list[Obj]
         "queues": queues,
         "jobs": job_info,
         "nodes": node_info,
+        "users": {user: vo.name for vo in config.vos.values() for user in vo.users},
     }

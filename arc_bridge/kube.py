@@ -17,6 +17,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from .errors import KubernetesFailed
+from .manifests import QUOTA_NAME
 from .translate import ANN_CANCELLED, SELECTOR
 
 
@@ -164,6 +165,17 @@ class Kube:
         try:
             return self._json(retrying(lambda: self.core.read_node(name, _preload_content=False), f"reading node {name}",
                                        self.ready))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def get_quota(self, namespace: str) -> dict[str, Any] | None:
+        """The VO namespace's ResourceQuota (QUOTA_NAME, which Salt applies), None where it has none."""
+        try:
+            return self._json(retrying(
+                lambda: self.core.read_namespaced_resource_quota(QUOTA_NAME, namespace, _preload_content=False),
+                f"reading ResourceQuota {namespace}/{QUOTA_NAME}", self.ready))
         except ApiException as e:
             if e.status == 404:
                 return None

@@ -13,6 +13,8 @@ from .translate import LABEL_VO
 
 RBAC = "rbac.authorization.k8s.io/v1"
 POD_SECURITY_POLICY = "ark-restricted"
+# Each VO namespace's ResourceQuota, as salt/arc_bridge/deployed.sls names it; arkd reads it for the infosys.
+QUOTA_NAME = "ark-quota"
 # Any uid or gid but root's.
 NOT_ROOT = [{"min": 1, "max": 2147483647}]
 # What a job's pod may mount: nothing of the node but the session roots (hostPath mode), and
@@ -54,7 +56,9 @@ def rbac(config: Config, user: str) -> list[dict[str, Any]]:
     for vo in config.vos.values():
         meta = {"name": "arkd", "namespace": vo.namespace}
         docs.append({"apiVersion": RBAC, "kind": "Role", "metadata": meta,
-                     "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "patch", "delete"]}]})
+                     "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "patch", "delete"]},
+                               {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["get"],
+                                "resourceNames": [QUOTA_NAME]}]})
         docs.append({"apiVersion": RBAC, "kind": "RoleBinding", "metadata": meta,
                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "arkd"},
                      "subjects": subject})

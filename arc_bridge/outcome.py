@@ -5,11 +5,13 @@ Codes follow ARC's backends: the payload's own exit code where it ran to the end
 when the job was killed, -1 when the batch system lost or never started it.
 """
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from .quantity import cpu_count
 from .translate import ANN_CANCELLED, ANN_MEMORY, ANN_SCRATCH, ANN_WALLTIME
 
 SIGKILL_CODE = 256 + 9
@@ -22,6 +24,19 @@ SCRATCH_EVICTION = re.compile(r"ephemeral (local )?storage|EmptyDir volume")
 PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 
+# cgroup v1 reports CPU time in USER_HZ ticks, which Linux fixes at 100 a second.
+USER_HZ = 100
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the job's cgroup used, as the pod's first process read it when the job had ended."""
+
+    user_seconds: float | None = None
+    kernel_seconds: float | None = None
+    max_memory_kb: int | None = None
+
+
 @dataclass(frozen=True)
 class Outcome:
     exit_code: int
@@ -30,6 +45,8 @@ class Outcome:
     start: datetime | None = None
     end: datetime | None = None
     cancelled: bool = False
+    usage: Usage | None = None
+    processors: int | None = None
 
     def __post_init__(self) -> None:
         # Messages quote Kubernetes and containerd, and an image's name or a pod's message may
@@ -41,6 +58,25 @@ class Outcome:
         return f"{self.exit_code} {self.message}".rstrip()
 
 
+def parse_usage(message: str) -> Usage | None:
+    """The launcher's report (translate._LAUNCHER): lines "FILE KEY VALUE" of the cgroup's files,
+    or "FILE VALUE" for a file of one value. None if it holds none of them."""
+    values: dict[str, int] = {}
+    for line in message.splitlines():
+        words = line.split()
+        if len(words) in (2, 3) and words[-1].isdigit():
+            values[" ".join(words[:-1])] = int(words[-1])
+    v1 = ("cpuacct/cpuacct.stat user", "cpuacct/cpuacct.stat system", USER_HZ)
+    v2 = ("cpu.stat user_usec", "cpu.stat system_usec", 1_000_000)
+    user = kernel = None
+    for user_key, kernel_key, per_second in (v1, v2):
+        if user_key in values and kernel_key in values:
+            user, kernel = values[user_key] / per_second, values[kernel_key] / per_second
+    peak = values.get("memory/memory.max_usage_in_bytes", values.get("memory.peak"))
+    usage = Usage(user, kernel, peak // 1024 if peak is not None else None)
+    return usage if usage != Usage() else None
+
+
 def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -49,6 +85,18 @@ def parse_time(value: str | None) -> datetime | None:
 
 def job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime, pull_grace: int) -> Outcome | None:
     """The outcome of a Job that still exists, or None while it is queued or running."""
+    return _measured(_job_outcome(job, pod, now, pull_grace), pod)
+
+
+def _measured(outcome: Outcome | None, pod: dict[str, Any] | None) -> Outcome | None:
+    """The outcome with what the pod reports of the job's use of the node."""
+    if outcome is None or pod is None:
+        return outcome
+    terminated = _container(pod).get("state", {}).get("terminated") or {}
+    return replace(outcome, usage=parse_usage(terminated.get("message") or ""), processors=_processors(pod))
+
+
+def _job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime, pull_grace: int) -> Outcome | None:
     meta, status = job.get("metadata", {}), job.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
     node = ((pod or {}).get("spec") or {}).get("nodeName") or ""
@@ -115,16 +163,15 @@ def interrupted_outcome(job: dict[str, Any], pod: dict[str, Any], node: dict[str
     if begun is not None and deadline is not None and (now - begun).total_seconds() >= deadline:
         return None
     name = (pod.get("spec") or {}).get("nodeName") or "?"
-    start, _ = _times(pod)
     ready = next((c for c in ((node or {}).get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
     if ready.get("status") != "True":
-        since = ready.get("lastTransitionTime") or "?"
-        return Outcome(LOST_CODE, f"node {name} stopped answering while running the job (not ready since {since}); "
-                                  f"Kubernetes gave the job up", name, start, now)
-    if ((node or {}).get("spec") or {}).get("unschedulable"):
-        return Outcome(LOST_CODE, f"node {name} was drained while running the job, which was stopped", name, start, now)
-    return Outcome(LOST_CODE, f"job's pod on node {name} was deleted by someone other than arkd; the job was stopped",
-                   name, start, now)
+        why = (f"node {name} stopped answering while running the job (not ready since "
+               f"{ready.get('lastTransitionTime') or '?'}); Kubernetes gave the job up")
+    elif ((node or {}).get("spec") or {}).get("unschedulable"):
+        why = f"node {name} was drained while running the job, which was stopped"
+    else:
+        why = f"job's pod on node {name} was deleted by someone other than arkd; the job was stopped"
+    return _measured(Outcome(LOST_CODE, why, name, _times(pod)[0], now), pod)
 
 
 def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
@@ -159,6 +206,13 @@ def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
         detail = ": ".join(filter(None, (terminated.get("reason"), terminated.get("message"))))
         return Outcome(code if code else LOST_CODE, f"job's container ended with code {code}: {detail}", node, start, end)
     return Outcome(code, f"job exited with code {code}" if code else "", node, start, end)
+
+
+def _processors(pod: dict[str, Any]) -> int | None:
+    """The CPUs the job's container was given (its request, whole CPUs up)."""
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    cpu = ((containers[0].get("resources") or {}).get("requests") or {}).get("cpu")
+    return math.ceil(cpu_count(cpu)) if cpu else None
 
 
 def _container(pod: dict[str, Any] | None) -> dict[str, Any]:

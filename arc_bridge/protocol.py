@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 DEFAULT_SOCKET = "/run/arkd/arkd.sock"
-# A submit with the largest job script arkd accepts (512 KiB, translate.MAX_SCRIPT_BYTES) as UTF-8
+# A submit with the largest job script arkd accepts (128 KiB, translate.MAX_SCRIPT_BYTES) as UTF-8
 # JSON, where escaping doubles newlines, quotes and backslashes. A script full of other control
 # characters (six bytes each, escaped) can be larger: it is refused with the size named.
 MAX_REQUEST = (1 << 20) + (64 << 10)

@@ -141,7 +141,8 @@ class Bridge:
     def info(self, caller: Caller) -> dict[str, Any]:
         if caller.uid != 0:
             raise NotAllowed("only root (the infoprovider, site admins) may read the site summary")
-        return summarise(self.config, self.kube.nodes(), self.jobs.items(), self.pods.items())
+        quotas = {vo.name: self.kube.get_quota(vo.namespace) for vo in self.config.vos.values()}
+        return summarise(self.config, self.kube.nodes(), self.jobs.items(), self.pods.items(), quotas)
 
     # --- recording ------------------------------------------------------------------------
 

@@ -24,26 +24,42 @@ ANN_SCRATCH = "ark.nordugrid.org/scratch-mb"  # the scratch limit; empty where t
 # and goes with the pod. At /tmp, where programs write whatever TMPDIR says.
 SCRATCH = "/tmp"
 SELECTOR = "app.kubernetes.io/managed-by=arkd"
+# Where the launcher leaves the job's usage for the kubelet (the pod's termination message).
+USAGE_FILE = "/dev/termination-log"
 # The Job controller labels each pod with its Job's uid, which a resubmitted job does not share.
 JOB_UID_FIELD = "metadata.labels['controller-uid']"
-MAX_SCRIPT_BYTES = 512 * 1024
+# The script is one argument of the container's command, and the kernel refuses to start a
+# program with an argument of 128 KiB or more (MAX_ARG_STRLEN, with its terminating NUL).
+MAX_SCRIPT_BYTES = 128 * 1024 - 1
 
 # Taints a node gets when it stops answering; a job's pod leaves such a node (and its job fails)
 # after the site's node_lost_seconds.
 NODE_LOST_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
-# The ARC job script writes its own accounting into <session>.diag; its stdout and stderr
-# (not the payload's, which go where the job description says) belong in <session>.comment,
-# which A-REX appends to the job's error log, exactly as the fork backend does.
-# A pod that is deleted while it runs (drain, a lost node) counts in Kubernetes 1.20 as neither
-# active nor failed, so the Job controller makes another; arkd deletes the Job at once, and the
-# mark in .comment keeps that second pod from running the job again if it starts first.
-_WRAPPER = '''exec >>"$ARK_COMMENT_FILE" 2>&1
+# The container's first process runs ARC's job script, then reports what the job's cgroup used.
+# - The job script writes its own accounting into <session>.diag; its stdout and stderr (not the
+#   payload's, which go where the job description says) belong in <session>.comment, which A-REX
+#   appends to the job's error log, exactly as the fork backend does.
+# - A pod that is deleted while it runs (drain, a lost node) counts in Kubernetes 1.20 as neither
+#   active nor failed, so the Job controller makes another; arkd deletes the Job at once, and the
+#   mark in .comment keeps that second pod from running the job again if it starts first.
+# - When the script has ended, whatever it left running is killed, and the cgroup's CPU time and
+#   peak memory (cgroup v1 or v2) go to the termination message, which the kubelet puts in the
+#   pod's status: the site's measurement for the .diag, taken after the job can no longer act.
+_LAUNCHER = '''exec >>"$ARK_COMMENT_FILE" 2>&1
 started="ark: Job $ARK_JOB_UID started"
 while IFS= read -r line; do
   case $line in "$started"*) echo "ark: pod $HOSTNAME does not run the job a second time"; exit 1;; esac
 done <"$ARK_COMMENT_FILE"
 echo "$started in pod $HOSTNAME on node $ARK_NODE"
+/bin/sh -c "$1" "$0"
+code=$?
+kill -9 -1 2>/dev/null
+for f in cpuacct/cpuacct.stat memory/memory.max_usage_in_bytes cpu.stat memory.peak; do
+  [ -r "$ARK_CGROUP/$f" ] || continue
+  while read -r line; do echo "$f $line"; done <"$ARK_CGROUP/$f"
+done >"$ARK_USAGE_FILE"
+exit $code
 '''
 
 
@@ -162,15 +178,18 @@ def build_job(job: JobRequest, caller: Caller, config: Config, script: str,
             {
                 "name": "job",
                 "image": image,
-                "command": ["/bin/sh", "-c", _WRAPPER + script],
+                "command": ["/bin/sh", "-c", _LAUNCHER, "ark-job", script],
                 "workingDir": session,
                 # OpenMP runtimes, GNU nproc and ARC's own RTEs size their threads by these.
                 "env": [{"name": "ARK_COMMENT_FILE", "value": f"{session}.comment"},
                         {"name": "ARK_JOB_UID", "valueFrom": {"fieldRef": {"fieldPath": JOB_UID_FIELD}}},
                         {"name": "ARK_NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                        {"name": "ARK_CGROUP", "value": "/sys/fs/cgroup"},
+                        {"name": "ARK_USAGE_FILE", "value": USAGE_FILE},
                         {"name": "TMPDIR", "value": SCRATCH},
                         {"name": "OMP_NUM_THREADS", "value": str(threads)}],
                 "resources": resources,
+                "terminationMessagePath": USAGE_FILE,
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "privileged": False,

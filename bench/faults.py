@@ -114,8 +114,7 @@ def _arex_informs(run: Run) -> bool:
     """A grid user's arcinfo gets the CE's information: what arcsub needs before it submits, and
     what a restarted A-REX has only once its information provider has run."""
     try:
-        return "Computing service:" in run.probe.run("arcinfo", "-z", str(run.probe.conffile), run.probe.endpoint,
-                                                     timeout=60)
+        return "Computing service:" in run.probe.info(timeout=60)
     except (ArcClientError, subprocess.TimeoutExpired):
         return False
 

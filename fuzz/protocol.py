@@ -54,6 +54,12 @@ class MemoryKube:
     def nodes(self):
         return []
 
+    def get_node(self, name):
+        return None
+
+    def get_quota(self, namespace):
+        return None
+
 
 def scratch_site() -> tuple[Bridge, Path]:
     # libFuzzer ends the process without Python's clean-up: fuzz/run gives a directory it removes.

@@ -87,6 +87,17 @@ class ArcClient:
             raise ArcClientError(f"arcsub printed no job id:\n{out}")
         return match.group(1)
 
+    def info(self, long: bool = False, timeout: float = 300) -> str:
+        """`arcinfo` (with -l, everything) of this client's CE."""
+        return self.run("arcinfo", "-z", str(self.conffile), *(["-l"] if long else []), self.endpoint, timeout=timeout)
+
+    def published(self) -> str:
+        """The CE's GLUE2 document, as A-REX's REST interface serves it to this user: what
+        arcinfo and arcsub read, with what arcinfo leaves out (the execution environments)."""
+        return self.run("curl", "-sSf", "--cert", self.env["X509_USER_CERT"], "--key", self.env["X509_USER_KEY"],
+                        "--capath", self.env["X509_CERT_DIR"], "-H", "Accept: application/xml",
+                        f"{self.endpoint}/rest/1.0/info")
+
     def details(self, job_url: str) -> dict[str, str]:
         """`arcstat -l` as a dict (keys as printed, e.g. "State", "Exit Code")."""
         out = self.arc("arcstat", "-l", job_url)

@@ -50,19 +50,24 @@ sub get_lrms_info(\%) {
         cpudistribution => join(' ', map { "$_->{slots}cpu:1" } values %{$info->{nodes}}),
     };
     for my $qname (keys %{$options->{queues}}) {
-        my $q = $info->{queues}{$qname} || { totalcpus => 0, running => 0, queued => 0, nodes => [] };
-        my $free = $q->{totalcpus} - $q->{running};
-        $free = 0 if $free < 0;
+        my $q = $info->{queues}{$qname} || { totalcpus => 0, freecpus => 0, running => 0, queued => 0, nodes => [],
+                                             vo_freecpus => {} };
+        # A user may start what her VO's quota still allows of the queue's free CPUs.
+        my %users;
+        for my $user (@{$options->{queues}{$qname}{users} || []}) {
+            my $vo = $info->{users}{$user};
+            my $free = defined $vo && defined $q->{vo_freecpus}{$vo} ? $q->{vo_freecpus}{$vo} : $q->{freecpus};
+            $users{$user} = { freecpus => { $free => 0 }, queuelength => $q->{queued} };
+        }
         $lrms->{queues}{$qname} = {
-            status => $free,
+            status => $q->{freecpus},
             maxrunning => $q->{totalcpus},
             maxwalltime => $q->{maxwalltime},
             running => $q->{running},
             queued => $q->{queued},
             totalcpus => $q->{totalcpus},
             nodes => $q->{nodes},
-            users => { map { $_ => { freecpus => { $free => 0 }, queuelength => $q->{queued} } }
-                       @{$options->{queues}{$qname}{users} || []} },
+            users => \%users,
         };
     }
     for my $id (@{$options->{jobs} || []}) {
@@ -74,8 +79,11 @@ sub get_lrms_info(\%) {
     }
     for my $name (keys %{$info->{nodes}}) {
         my $n = $info->{nodes}{$name};
+        # An execution environment per queue, from these: platform, CPUs, memory (MB, as ARC's
+        # own backends give it) and OS family of its nodes.
         $lrms->{nodes}{$name} = { isavailable => $n->{isavailable} ? 1 : 0, isfree => $n->{isfree} ? 1 : 0,
-                                  slots => $n->{slots}, pmem => $n->{pmem} * 1024 };
+                                  slots => $n->{slots}, lcpus => $n->{lcpus}, pmem => $n->{pmem},
+                                  sysname => $n->{sysname}, release => $n->{release}, machine => $n->{machine} };
     }
     return $lrms;
 }

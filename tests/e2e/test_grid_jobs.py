@@ -1,9 +1,14 @@
 """Grid jobs from the ARC client on this machine, through the site's A-REX and arkd, as pods on its
 Kubernetes, and back: the all-in-one site as Salt installs it (tests/conftest.py)."""
 
+import json
+import re
 import subprocess
+from xml.etree import ElementTree
 
 import pytest
+
+from arc_bridge.quantity import cpu_count, memory_mb
 
 pytestmark = pytest.mark.site
 
@@ -88,13 +93,67 @@ def test_an_image_outside_the_vo_allowlist_is_refused_at_submit(arc, tmp_path):
             in arc.job_log(job))
 
 
+def controldir_diag(grid_site, job: str) -> list[str]:
+    """The job's .diag as A-REX took it into its control directory, where its accounting reads it."""
+    grid_id = job.rstrip("/").rsplit("/", 1)[-1]
+    controldir = grid_site.with_role("ce").root / "var/spool/arc/jobstatus"
+    (diag,) = controldir.glob(f"**/job.{grid_id}.diag")
+    return diag.read_text().splitlines()
+
+
+def last_value(diag: list[str], key: str) -> str:
+    """A key's value as A-REX's accounting reads it: any case, the last line wins."""
+    return [line.split("=", 1)[1] for line in diag if line.split("=", 1)[0].lower() == key.lower()][-1]
+
+
 def test_the_accounting_names_the_node_that_ran_the_job(grid_site, arc, tmp_path):
     """A-REX's accounting joins every nodename line of the job's .diag: the job script writes the
     pod's host name, arkd replaces it with the Kubernetes node, as ARC's batch backends do."""
     job = arc.submit(xrsl(executable='"/bin/true"', jobname='"accounting"'), cwd=tmp_path)
     assert arc.wait(job, timeout=240) == "Finished"
-    grid_id = job.rstrip("/").rsplit("/", 1)[-1]
-    controldir = grid_site.with_role("ce").root / "var/spool/arc/jobstatus"
-    (diag,) = controldir.glob(f"**/job.{grid_id}.diag")
-    nodes = [line.split("=", 1)[1] for line in diag.read_text().splitlines() if line.lower().startswith("nodename=")]
+    diag = controldir_diag(grid_site, job)
+    nodes = [line.split("=", 1)[1] for line in diag if line.lower().startswith("nodename=")]
     assert nodes == [grid_site.plan.with_role("worker").name]
+
+
+def test_the_accounting_has_the_cpu_time_and_peak_memory_the_site_measured(grid_site, arc, tmp_path):
+    """A job that computes for 2 s and fills a 96 MiB buffer, then claims to have used almost
+    nothing: the .diag's last UserTime, KernelTime and MaxResidentMemory are its cgroup's, read
+    when the job could no longer change them, and Processors is what its pod was given."""
+    # No "$(": xRSL reads it as a variable of its own.
+    burn = ("timeout 2 sh -c 'while :; do :; done'; dd if=/dev/zero of=/dev/null bs=96M count=2 2>/dev/null; "
+            "printf 'UserTime=0.01s\\nMaxResidentMemory=1kB\\nProcessors=64\\n' >> $PWD.diag")
+    job = arc.submit(xrsl(executable='"/bin/sh"', arguments=f'"-c" "{burn}"', count="2", memory="256",
+                          jobname='"usage"'), cwd=tmp_path)
+    assert arc.wait(job, timeout=240) == "Finished"
+    diag = controldir_diag(grid_site, job)
+    cpu = sum(float(last_value(diag, key).removesuffix("s")) for key in ("UserTime", "KernelTime"))
+    assert 1.0 <= cpu <= 10.0, "\n".join(diag)
+    assert 96 * 1024 <= int(last_value(diag, "MaxResidentMemory").removesuffix("kB")) <= 512 * 1024, "\n".join(diag)
+    assert last_value(diag, "Processors") == "2", "\n".join(diag)
+    assert not {"UserTime=0.01s", "MaxResidentMemory=1kB", "Processors=64"} & set(diag)  # the job's claims went
+
+
+def glue2(document: str, kind: str) -> list[dict[str, str]]:
+    """The GLUE2 entities of a kind, each as its simple fields (namespaces dropped)."""
+    entities = [e for e in ElementTree.fromstring(document).iter() if e.tag.rsplit("}", 1)[-1] == kind]
+    return [{f.tag.rsplit("}", 1)[-1]: (f.text or "").strip() for f in e} for e in entities]
+
+
+def test_the_ce_publishes_its_queues_nodes_and_what_the_vo_may_still_use(grid_site, arc):
+    """What A-REX publishes from arkd: an execution environment per queue built from its node's
+    object (platform, logical CPUs, memory, OS family, how many nodes), and `arcinfo -l` shows
+    each share's free slots: the node's free CPUs, within the VO's quota."""
+    node = json.loads(grid_site.with_role("control-plane").run(
+        "kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig", "get", "nodes", "-o", "json", check=True).stdout)["items"][0]
+    status = node["status"]
+    environments = glue2(arc.published(), "ExecutionEnvironment")
+    assert len(environments) == 2, environments  # the queues default and roomy, on the one worker
+    for environment in environments:
+        assert environment["Platform"] == "amd64" and environment["OSFamily"] == "linux", environment
+        assert environment["MainMemorySize"] == str(memory_mb(status["allocatable"]["memory"])), environment
+        assert environment["LogicalCPUs"] == status["capacity"]["cpu"], environment
+        assert environment["TotalInstances"] == "1", environment
+    free = int(cpu_count(status["allocatable"]["cpu"]))  # VO alpha's quota (16) is larger
+    shares = re.findall(r"^\s*Free slots: (\d+)$", arc.info(long=True), re.M)
+    assert shares == [str(free)] * 2, shares

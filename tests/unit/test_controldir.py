@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from arc_bridge.controldir import ControlDir, find_session, prepare_session_files
-from arc_bridge.outcome import Outcome
+from arc_bridge.outcome import Outcome, Usage
 
 GRID_ID = "abcdefghijklmnop"
 # The job's user is never root; run as root (as CI does), the tests hand files to a stand-in uid.
@@ -82,6 +82,21 @@ def test_record_completes_diag_forwards_comment_and_wakes_arex(controldir, tmp_p
     assert "RTE stage 1 said hello" in controldir.job_file(GRID_ID, "errors").read_text()
     assert os.read(reader, 100) == GRID_ID.encode() + b"\0"
     os.close(reader)
+
+
+def test_the_usage_the_site_measured_replaces_what_the_job_wrote(controldir, tmp_path):
+    """CPU time, peak memory and processors as the pod reported them for the job's cgroup, in the
+    keys and units ARC's job script writes with GNU time; the job's own lines for them go."""
+    session = tmp_path / "sessions" / GRID_ID
+    session.mkdir(parents=True)
+    prepare_session_files(own(session), UID, UID)
+    diag = tmp_path / "sessions" / f"{GRID_ID}.diag"
+    diag.write_text("UserTime=0.01s\nKernelTime=0.00s\nMaxResidentMemory=10kB\nprocessors=64\nruntimeenvironments=\n")
+    usage = Usage(user_seconds=12.345, kernel_seconds=0.5, max_memory_kb=102400)
+    controldir.record(GRID_ID, session, UID, Outcome(0, "", "node-1", usage=usage, processors=2))
+    assert diag.read_text().splitlines() == [
+        "runtimeenvironments=", "nodename=node-1", "Processors=2", "UserTime=12.35s", "KernelTime=0.50s",
+        "MaxResidentMemory=102400kB", "exitcode=0", "LRMSExitcode=0"]
 
 
 def test_a_message_with_newlines_reaches_arex_as_one_line(controldir):

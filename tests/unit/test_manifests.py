@@ -13,7 +13,9 @@ def test_arkd_writes_jobs_only_in_vo_namespaces_and_reads_them_everywhere(config
     roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in by_kind(objects, "Role")}
     assert set(roles) == {("ark-alpha", "arkd"), ("ark-beta", "arkd")}
     assert roles[("ark-alpha", "arkd")]["rules"] == [
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "patch", "delete"]}]
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "patch", "delete"]},
+        # The infosys's free slots of the VO: its quota, read only.
+        {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["get"], "resourceNames": ["ark-quota"]}]
     (watch,) = by_kind(objects, "ClusterRole")[:1]
     assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in watch["rules"])
 

@@ -2,8 +2,8 @@
 
 from datetime import datetime, timedelta, timezone
 
-from arc_bridge.outcome import (LOST_CODE, SIGKILL_CODE, SIGTERM_CODE, deleted_outcome, interrupted_outcome,
-                                job_outcome)
+from arc_bridge.outcome import (LOST_CODE, SIGKILL_CODE, SIGTERM_CODE, Usage, deleted_outcome, interrupted_outcome,
+                                job_outcome, parse_usage)
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 T0, T1 = "2026-11-25T11:00:00Z", "2026-11-25T11:05:00Z"
@@ -182,3 +182,20 @@ def test_a_pod_deleted_for_the_jobs_own_end_is_left_to_the_job():
     deleting = running_job()
     deleting["metadata"]["deletionTimestamp"] = T1
     assert interrupted_outcome(deleting, taken(), lost, NOW) is None
+
+
+def test_the_pods_report_of_its_cgroup_becomes_the_jobs_usage():
+    v1 = "cpuacct/cpuacct.stat user 250\ncpuacct/cpuacct.stat system 50\nmemory/memory.max_usage_in_bytes 2097152\n"
+    assert parse_usage(v1) == Usage(2.5, 0.5, 2048)
+    v2 = "cpu.stat usage_usec 3000000\ncpu.stat user_usec 2000000\ncpu.stat system_usec 1000000\nmemory.peak 1048576\n"
+    assert parse_usage(v2) == Usage(2.0, 1.0, 1024)
+    assert parse_usage("") is None
+    assert parse_usage("exec: bash: not found") is None
+
+
+def test_an_ended_pod_gives_its_usage_and_processors():
+    ended = pod(terminated(0), "Succeeded")
+    ended["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = "memory.peak 1048576\n"
+    ended["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1500m"}}
+    out = job_outcome(job("Complete"), ended, NOW, 60)
+    assert out.exit_code == 0 and out.usage == Usage(max_memory_kb=1024) and out.processors == 2

@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given, strategies as st
 from arc_bridge.config import parse_config
 from arc_bridge.errors import ConfigError, JobRejected
 from arc_bridge.job import job_from_grami
+from arc_bridge.outcome import Usage, parse_usage
 from arc_bridge.translate import Caller, build_job, k8s_name, largest_node, priority_class
 
 from .conftest import EXAMPLES
@@ -272,11 +274,14 @@ def test_a_job_leaves_a_node_that_stopped_answering_after_the_sites_grace(fields
         ("node.kubernetes.io/not-ready", "NoExecute", 45), ("node.kubernetes.io/unreachable", "NoExecute", 45)}
 
 
-def run_pod(command, comment, job_uid, pod_name):
-    """The container's command as the pod runs it, with the Job's uid and the pod's name."""
+def run_pod(command, comment, job_uid, pod_name, cgroup=None, usage=None):
+    """The container's command as the pod runs it: the first process of a PID namespace of its own
+    (it kills whatever the job left), with the Job's uid, the pod's name and its cgroup files."""
     env = {"PATH": "/usr/bin:/bin", "ARK_COMMENT_FILE": str(comment), "ARK_JOB_UID": job_uid,
-           "HOSTNAME": pod_name, "ARK_NODE": "node-1"}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=10)
+           "HOSTNAME": pod_name, "ARK_NODE": "node-1", "ARK_CGROUP": str(cgroup or "/nonexistent"),
+           "ARK_USAGE_FILE": str(usage or "/dev/null")}
+    isolated = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child"]
+    return subprocess.run(isolated + command, env=env, capture_output=True, text=True, timeout=20)
 
 
 def test_a_second_pod_of_the_same_job_does_not_run_it_again(fields, config, tmp_path):
@@ -296,3 +301,22 @@ def test_a_second_pod_of_the_same_job_does_not_run_it_again(fields, config, tmp_
         "ark: pod pod-b does not run the job a second time"]
     assert run_pod(command, comment, "uid-2", "pod-c").returncode == 0
     assert marker.read_text() == "ran\nran\n"
+
+
+def test_the_pod_reports_its_cgroups_usage_after_the_job_and_what_it_left_running(fields, config, tmp_path):
+    """The job's exit code stands; what it left in the background is killed before the cgroup's
+    CPU time and peak memory are reported, so it cannot change them afterwards."""
+    cgroup = tmp_path / "cgroup"
+    (cgroup / "cpuacct").mkdir(parents=True)
+    (cgroup / "memory").mkdir()
+    (cgroup / "cpuacct" / "cpuacct.stat").write_text("user 1234\nsystem 56\n")
+    (cgroup / "memory" / "memory.max_usage_in_bytes").write_text("104857600\n")
+    leftover = tmp_path / "leftover"
+    script = f"(sleep 1; echo still here > {leftover}) &\nexit 3\n"
+    command = container_of(build_job(job_from_grami(fields, config), ALICE, config, script))["command"]
+    comment, usage = tmp_path / "session.comment", tmp_path / "termination-log"
+    comment.touch()
+    assert run_pod(command, comment, "uid-1", "pod-a", cgroup, usage).returncode == 3
+    assert parse_usage(usage.read_text()) == Usage(user_seconds=12.34, kernel_seconds=0.56, max_memory_kb=102400)
+    time.sleep(2)
+    assert not leftover.exists()
