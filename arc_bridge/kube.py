@@ -90,44 +90,24 @@ class Kube:
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create the Job; None if one of that name exists already (a repeated submit)."""
         ns = manifest["metadata"]["namespace"]
-        try:
-            return self._json(retrying(lambda: self.batch.create_namespaced_job(ns, manifest, _preload_content=False),
-                                       f"creating Job {ns}/{manifest['metadata']['name']}", self.ready))
-        except ApiException as e:
-            if e.status == 409:
-                return None
-            raise
+        return self._read(lambda: self.batch.create_namespaced_job(ns, manifest, _preload_content=False),
+                          f"creating Job {ns}/{manifest['metadata']['name']}", absent=409)
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._json(retrying(lambda: self.batch.read_namespaced_job(name, namespace, _preload_content=False),
-                                       f"reading Job {namespace}/{name}", self.ready))
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
+        return self._read(lambda: self.batch.read_namespaced_job(name, namespace, _preload_content=False),
+                          f"reading Job {namespace}/{name}")
 
     def cancel_job(self, namespace: str, name: str) -> None:
         """Mark the Job cancelled, then delete it and its pod; the watch sees it go."""
         patch = {"metadata": {"annotations": {ANN_CANCELLED: "true"}}}
-        try:
-            retrying(lambda: self.batch.patch_namespaced_job(name, namespace, patch), f"marking Job {namespace}/{name}",
-                     self.ready)
-        except ApiException as e:
-            if e.status == 404:
-                return
-            raise
-        self.delete_job(namespace, name)
+        if self._call(lambda: self.batch.patch_namespaced_job(name, namespace, patch),
+                      f"marking Job {namespace}/{name}") is not None:
+            self.delete_job(namespace, name)
 
     def delete_job(self, namespace: str, name: str) -> None:
         # Foreground: the Job object outlives its pod, so its DELETED event means the pod is gone.
         body = client.V1DeleteOptions(propagation_policy="Foreground")
-        try:
-            retrying(lambda: self.batch.delete_namespaced_job(name, namespace, body=body), f"deleting Job {namespace}/{name}",
-                     self.ready)
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        self._call(lambda: self.batch.delete_namespaced_job(name, namespace, body=body), f"deleting Job {namespace}/{name}")
 
     def list_objects(self, kind: str) -> tuple[list[dict[str, Any]], str]:
         data = self._json(self._lister(kind)(label_selector=SELECTOR, _preload_content=False))
@@ -158,28 +138,30 @@ class Kube:
             raise
 
     def nodes(self) -> list[dict[str, Any]]:
-        return self._json(retrying(lambda: self.core.list_node(_preload_content=False), "listing nodes",
-                                   self.ready))["items"]
+        return self._read(lambda: self.core.list_node(_preload_content=False), "listing nodes")["items"]
 
     def get_node(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self._json(retrying(lambda: self.core.read_node(name, _preload_content=False), f"reading node {name}",
-                                       self.ready))
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
+        return self._read(lambda: self.core.read_node(name, _preload_content=False), f"reading node {name}")
 
     def get_quota(self, namespace: str) -> dict[str, Any] | None:
         """The VO namespace's ResourceQuota (QUOTA_NAME, which Salt applies), None where it has none."""
+        return self._read(lambda: self.core.read_namespaced_resource_quota(QUOTA_NAME, namespace, _preload_content=False),
+                          f"reading ResourceQuota {namespace}/{QUOTA_NAME}")
+
+    def _call(self, call: Callable[[], Any], what: str, absent: int = 404) -> Any:
+        """`call`, waited for through an API server that is away or not ready yet (retrying); None
+        where the server answers `absent` (the object is not there, or for a create, already is)."""
         try:
-            return self._json(retrying(
-                lambda: self.core.read_namespaced_resource_quota(QUOTA_NAME, namespace, _preload_content=False),
-                f"reading ResourceQuota {namespace}/{QUOTA_NAME}", self.ready))
+            return retrying(call, what, self.ready)
         except ApiException as e:
-            if e.status == 404:
+            if e.status == absent:
                 return None
             raise
+
+    def _read(self, call: Callable[[], Any], what: str, absent: int = 404) -> dict[str, Any] | None:
+        """The object a call with _preload_content=False returns, as JSON; None as for _call."""
+        response = self._call(call, what, absent)
+        return None if response is None else self._json(response)
 
     def _lister(self, kind: str):
         return {

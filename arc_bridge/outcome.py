@@ -8,7 +8,7 @@ when the job was killed, -1 when the batch system lost or never started it.
 import math
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .quantity import cpu_count
@@ -18,9 +18,12 @@ SIGKILL_CODE = 256 + 9
 SIGTERM_CODE = 256 + 15
 LOST_CODE = -1
 POD_STATUS_WAIT_SECONDS = 30
+WALLTIME_GRACE_SECONDS = 10
 # The kubelet's words (eviction manager) for a pod over its ephemeral-storage limit or its
 # emptyDir's sizeLimit: the job's scratch.
 SCRATCH_EVICTION = re.compile(r"ephemeral (local )?storage|EmptyDir volume")
+# The runtime's words for a container whose command, ARC's job script's shell, is not in the image.
+NO_SHELL = re.compile(r'"?/bin/sh"?: (stat /bin/sh: )?(no such file or directory|not found)', re.I)
 PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 
@@ -88,6 +91,26 @@ def job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime, 
     return _measured(_job_outcome(job, pod, now, pull_grace), pod)
 
 
+def walltime_due(job: dict[str, Any]) -> datetime | None:
+    """When arkd stops a job that is still running past its wall time: the Job's deadline (from
+    its start, as the Job controller counts) and WALLTIME_GRACE_SECONDS for the controller to act."""
+    begun = parse_time((job.get("status") or {}).get("startTime"))
+    deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+    if begun is None or deadline is None:
+        return None
+    return begun + timedelta(seconds=deadline + WALLTIME_GRACE_SECONDS)
+
+
+def _walltime_exceeded(meta: dict[str, Any], node: str, start: datetime | None, end: datetime | None) -> Outcome:
+    limit = meta.get("annotations", {}).get(ANN_WALLTIME, "?")
+    return Outcome(SIGTERM_CODE, f"job exceeded its wall time limit of {limit} s and was stopped", node, start, end)
+
+
+def job_conditions(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The Job's conditions that hold (Complete, Failed), by type."""
+    return {c.get("type"): c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+
+
 def _measured(outcome: Outcome | None, pod: dict[str, Any] | None) -> Outcome | None:
     """The outcome with what the pod reports of the job's use of the node."""
     if outcome is None or pod is None:
@@ -98,7 +121,7 @@ def _measured(outcome: Outcome | None, pod: dict[str, Any] | None) -> Outcome | 
 
 def _job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime, pull_grace: int) -> Outcome | None:
     meta, status = job.get("metadata", {}), job.get("status") or {}
-    conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    conditions = job_conditions(job)
     node = ((pod or {}).get("spec") or {}).get("nodeName") or ""
     start, end = _times(pod)
     end = end or parse_time(status.get("completionTime"))
@@ -109,8 +132,7 @@ def _job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime,
         failed = conditions["Failed"]
         end = end or parse_time(failed.get("lastTransitionTime")) or now
         if failed.get("reason") == "DeadlineExceeded":
-            limit = meta.get("annotations", {}).get(ANN_WALLTIME, "?")
-            return Outcome(SIGTERM_CODE, f"job exceeded its wall time limit of {limit} s and was stopped", node, start, end)
+            return _walltime_exceeded(meta, node, start, end)
         said = _pod_outcome(meta, pod, node, start, end)
         if said is not None:
             return said
@@ -130,6 +152,11 @@ def _job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime,
         # Job controller. A pod being deleted was stopped (deadline, cancel): the Job says why.
         if pod_status.get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
             return _pod_outcome(meta, pod, node, start, end or now)
+    if (due := walltime_due(job)) is not None and now >= due:
+        # The Job controller of 1.20 at times misses a deadline (it wakes for a Job only on an
+        # event, or at a requeue it may lose): arkd stops the job itself a little later.
+        return _walltime_exceeded(meta, node, start, now)
+    if pod is not None:
         waiting = _container(pod).get("state", {}).get("waiting") or {}
         created = parse_time(pod.get("metadata", {}).get("creationTimestamp")) or now
         if waiting.get("reason") in PULL_FAILURES and (now - created).total_seconds() >= pull_grace:
@@ -155,8 +182,7 @@ def interrupted_outcome(job: dict[str, Any], pod: dict[str, Any], node: dict[str
     the deletion is the job's own end (cancel, wall time, done), which the Job reports itself.
     `job` must be fresh from the API server: a cancel marks the Job before its pod goes."""
     meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
-    ended = any(c.get("status") == "True" for c in status.get("conditions") or [])
-    if ended or meta.get("deletionTimestamp") or meta.get("annotations", {}).get(ANN_CANCELLED):
+    if job_conditions(job) or meta.get("deletionTimestamp") or meta.get("annotations", {}).get(ANN_CANCELLED):
         return None
     # The Job controller deletes the pods of a Job past its deadline before it marks it Failed.
     begun, deadline = parse_time(status.get("startTime")), spec.get("activeDeadlineSeconds")
@@ -204,6 +230,10 @@ def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
                                      f"memory limit: the node ran out)", node, start, end)
     if terminated.get("reason") not in (None, "Completed", "Error"):  # the runtime's, e.g. StartError
         detail = ": ".join(filter(None, (terminated.get("reason"), terminated.get("message"))))
+        if NO_SHELL.search(detail):
+            image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image", "?")
+            return Outcome(code if code else LOST_CODE, f"image {image} has no /bin/sh, which runs ARC's job script: the "
+                                                        f"VO's image needs a POSIX shell ({detail})", node, start, end)
         return Outcome(code if code else LOST_CODE, f"job's container ended with code {code}: {detail}", node, start, end)
     return Outcome(code, f"job exited with code {code}" if code else "", node, start, end)
 

@@ -12,6 +12,7 @@ for a job Kubernetes does not know, the job's owner as A-REX recorded it in the 
 ownership, never what those files say (see controldir).
 """
 
+import heapq
 import logging
 import pwd
 import threading
@@ -26,7 +27,8 @@ from .grami import parse_grami
 from .informer import Informer, Obj
 from .job import GRID_ID, job_from_grami
 from .kube import Kube
-from .outcome import LOST_CODE, PULL_FAILURES, Outcome, deleted_outcome, interrupted_outcome, job_outcome
+from .outcome import (LOST_CODE, PULL_FAILURES, Outcome, deleted_outcome, interrupted_outcome, job_conditions,
+                      job_outcome, walltime_due)
 from .infosys import summarise
 from .translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, LABEL_VO, Caller, build_job, k8s_name, largest_node
 
@@ -51,9 +53,18 @@ class Bridge:
         self.controldir = ControlDir(config.controldir)
         self.lock = threading.Lock()
         self.recorded: set[str] = set()  # ARC ids recorded whose Job has not gone yet
+        # ARC ids whose end only time can decide: an image pull failing within its grace period, a
+        # failed Job whose pod's last status has not arrived (outcome.job_outcome). The tick looks
+        # at these alone, so an idle arkd does no work per tracked job.
+        self.waiting: set[str] = set()
+        # (when, ARC id): running jobs by the time arkd stops them if Kubernetes has not
+        # (outcome.walltime_due); `timed` holds the ids with an entry.
+        self.deadlines: list[tuple[float, str]] = []
+        self.timed: set[str] = set()
         self.jobs = Informer(kube, "jobs", self._on_job, _grid_id_of, self._ours)
         self.pods = Informer(kube, "pods", self._on_pod, _grid_id_of, self._ours)
         self._stop = threading.Event()
+        self.now = lambda: datetime.now(timezone.utc)  # the one clock arkd's decisions read
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -84,7 +95,7 @@ class Bridge:
                 self._settle(job)
             elif self._local_id(grid_id):
                 outcome = Outcome(LOST_CODE, "job is not known to Kubernetes any more (lost while arkd was down?)",
-                                  end=datetime.now(timezone.utc))
+                                  end=self.now())
                 lost += self._record_unknown(grid_id, outcome)
         return lost
 
@@ -125,7 +136,7 @@ class Bridge:
                 raise NotAllowed(f"job {grid_id} belongs to another user")
             if self.controldir.state(grid_id) is not None:
                 outcome = Outcome(LOST_CODE, "job was cancelled before it reached Kubernetes",
-                                  end=datetime.now(timezone.utc), cancelled=True)
+                                  end=self.now(), cancelled=True)
                 self._record_unknown(grid_id, outcome)
             return
         if caller.uid not in (0, int(job["metadata"]["labels"].get(LABEL_UID, -1))):
@@ -159,16 +170,23 @@ class Bridge:
             self._settle(job)
 
     def _tick(self) -> None:
-        # Image-pull grace periods expire without any event; look at the cache, not the API.
         while not self._stop.wait(TICK_SECONDS):
-            stuck = {_grid_id_of(p) for p in self.pods.items() if _pulling_failed(p)}
-            # A failed Job whose pod's last status had not arrived yet (outcome.job_outcome).
-            stuck |= {_grid_id_of(j) for j in self.jobs.items() if _failed(j)}
-            for job in (j for grid_id in stuck if grid_id for j in self.jobs.lookup(grid_id)):
-                try:
-                    self._settle(job)
-                except Exception:
-                    log.exception("settling %s failed", job["metadata"]["name"])
+            self.tick()
+
+    def tick(self) -> None:
+        """Settle the jobs whose end only time decides: those waiting, and those now due."""
+        now = self.now().timestamp()
+        with self.lock:
+            waiting = list(self.waiting)
+            while self.deadlines and self.deadlines[0][0] <= now:
+                _, grid_id = heapq.heappop(self.deadlines)
+                self.timed.discard(grid_id)
+                waiting.append(grid_id)
+        for job in (j for grid_id in waiting for j in self.jobs.lookup(grid_id)):
+            try:
+                self._settle(job)
+            except Exception:
+                log.exception("settling %s failed", job["metadata"]["name"])
 
     def _settle(self, job: Obj) -> None:
         """Record the job if it has ended; then (1.20 has no TTL controller) delete it."""
@@ -181,9 +199,16 @@ class Bridge:
             return
         with self.lock:
             if not self._recorded(grid_id):
-                outcome = job_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc),
-                                      self.config.image_pull_grace_seconds)
+                pod = self._pod_of(grid_id)
+                outcome = job_outcome(job, pod, self.now(), self.config.image_pull_grace_seconds)
                 if outcome is None:
+                    if "Failed" in job_conditions(job) or (pod is not None and _pulling_failed(pod)):
+                        self.waiting.add(grid_id)
+                    else:
+                        self.waiting.discard(grid_id)
+                    if (due := walltime_due(job)) is not None and grid_id not in self.timed:
+                        heapq.heappush(self.deadlines, (due.timestamp(), grid_id))
+                        self.timed.add(grid_id)
                     return
                 self._record(job, outcome)
         self.kube.delete_job(meta["namespace"], meta["name"])
@@ -196,7 +221,7 @@ class Bridge:
         if fresh is None:
             return False  # its DELETED event settles it
         node = self.kube.get_node(pod["spec"]["nodeName"])
-        outcome = interrupted_outcome(fresh, pod, node, datetime.now(timezone.utc))
+        outcome = interrupted_outcome(fresh, pod, node, self.now())
         if outcome is None:
             return False
         with self.lock:
@@ -210,8 +235,9 @@ class Bridge:
         with self.lock:
             if self._recorded(grid_id) or self.controldir.state(grid_id) is None:
                 self.recorded.discard(grid_id)  # its last event
+                self.waiting.discard(grid_id)
                 return
-            self._record(job, deleted_outcome(job, self._pod_of(grid_id), datetime.now(timezone.utc)))
+            self._record(job, deleted_outcome(job, self._pod_of(grid_id), self.now()))
 
     def _record(self, job: Obj, outcome: Outcome) -> None:
         # The session path and uid are arkd's own, checked at submit and kept on the Job.
@@ -220,6 +246,8 @@ class Bridge:
         session = Path(meta["annotations"][ANN_SESSION])
         self.controldir.record(grid_id, session, int(meta["labels"][LABEL_UID]), outcome)
         self.recorded.add(grid_id)
+        self.waiting.discard(grid_id)
+        self.timed.discard(grid_id)
         log.info("job %s ended: %s", grid_id, outcome.lrms_done())
 
     def _record_unknown(self, grid_id: str, outcome: Outcome) -> int:
@@ -273,11 +301,6 @@ class Bridge:
 
 def _grid_id_of(obj: Obj) -> str | None:
     return obj["metadata"].get("labels", {}).get(LABEL_JOB_ID)
-
-
-def _failed(job: Obj) -> bool:
-    conditions = (job.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in conditions)
 
 
 def _pulling_failed(pod: Obj) -> bool:

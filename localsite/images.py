@@ -14,8 +14,9 @@ from ark.images import LAYOUT_TAG, publish_layout
 IMAGE_CACHE = Path("/var/cache/ark/images")
 
 
-def vo_image_layout(base_archive: Path, tag: str) -> Path:
-    """An OCI layout of `base_archive` (an OCI archive) plus /etc/ark-image holding `tag`."""
+def vo_image_layout(base_archive: Path, tag: str, removed: tuple[str, ...] = ()) -> Path:
+    """An OCI layout of `base_archive` (an OCI archive) plus /etc/ark-image holding `tag`, without
+    the `removed` paths (whiteouts in the same layer)."""
     with base_archive.open("rb") as archive:
         base = hashlib.file_digest(archive, "sha256").hexdigest()[:16]
     layout = IMAGE_CACHE / f"vo-{tag.replace(':', '-')}-{base}"
@@ -28,6 +29,8 @@ def vo_image_layout(base_archive: Path, tag: str) -> Path:
         marker.chmod(0o644)
         _run(["skopeo", "copy", "--quiet", f"oci-archive:{base_archive}", f"oci:{building}:{LAYOUT_TAG}"])
         _run(["umoci", "insert", "--image", f"{building}:{LAYOUT_TAG}", str(marker), "/etc/ark-image"])
+        for path in removed:
+            _run(["umoci", "insert", "--image", f"{building}:{LAYOUT_TAG}", "--whiteout", path])
         _run(["umoci", "gc", "--layout", str(building)])
         publish_layout(building, layout)
     return layout

@@ -332,17 +332,23 @@ def push_image(site: SaltSite, source: str, repository: str, account: dict[str, 
     )
 
 
+# What noshell:1 lacks of the VO base image (merged /usr, so /bin/sh goes too): a VO image
+# without a shell, as distroless images are.
+NO_SHELL = ("/usr/bin/sh", "/usr/bin/dash", "/usr/bin/bash")
+
+
 def push_site_images(site: SaltSite, workdir: Path, progress: Progress = print) -> None:
     """After the deploy: the site admin pushes the bundle's pod sandbox image, VO alpha's manager
-    its images, built on the bundle's VO base image (each with /etc/ark-image naming it)."""
+    its images, built on the bundle's VO base image (each with /etc/ark-image naming it), one of
+    them without a shell."""
     accounts = example_pillar()["registry"]
     images = site.workdir / "files" / "images"
-    progress("==> pushing ark/pause:3.2 (site admin account), vo-alpha/base:1 and vo-alpha/tools:2 (VO alpha's "
-             "push account) into the site registry over TLS")
+    progress("==> pushing ark/pause:3.2 (site admin account), vo-alpha/base:1, vo-alpha/tools:2 and "
+             "vo-alpha/noshell:1 (VO alpha's push account) into the site registry over TLS")
     push_image(site, f"oci-archive:{images / 'ark-pause-3.2.oci.tar'}", "ark/pause:3.2", accounts["admin_user"],
                workdir)
-    for tag in ("base:1", "tools:2"):
-        layout = vo_image_layout(images / "vo-base.oci.tar", tag)
+    for tag, removed in (("base:1", ()), ("tools:2", ()), ("noshell:1", NO_SHELL)):
+        layout = vo_image_layout(images / "vo-base.oci.tar", tag, removed)
         push_image(site, f"oci:{layout}:{LAYOUT_TAG}", f"vo-alpha/{tag}", accounts["push_users"]["alpha"], workdir)
 
 

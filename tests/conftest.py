@@ -15,14 +15,14 @@ import pytest
 from localsite.saltsite import ALL_IN_ONE, SaltSite, push_site_images, running_salt_site
 
 # What the tests need beyond the example site: two more accounts of VO alpha (ark-alice and
-# ark-bob, one to act and one to be refused), an image that is allowed but never pushed, a queue
-# "roomy" that limits neither memory nor CPUs and gives jobs 16 MB of scratch (so VO alpha has no
-# LimitRange defaults), a software area VO alpha's jobs see read-only (SOFTWARE, which the site's
+# ark-bob, one to act and one to be refused), an image that is allowed but never pushed and one
+# without a shell, a queue "roomy" that limits neither memory nor CPUs and gives jobs 16 MB of
+# scratch (so VO alpha has no LimitRange defaults), a software area VO alpha's jobs see read-only (SOFTWARE, which the site's
 # admin provides on the worker), a quota as large as a whole node, pull failures noticed in
 # seconds, and A-REX's state published to arcstat every few seconds.
 TEST_PILLAR = {
     "vos": {"alpha": {"users": {"ark-alice": 20011, "ark-bob": 20012},
-                      "images": ["base:1", "tools:2", "missing:1"],
+                      "images": ["base:1", "tools:2", "missing:1", "noshell:1"],
                       "limits": {"default_cpu": None, "default_memory": None},
                       "mounts": ["/srv/vo-alpha-software"],
                       "quota": {"cpu": "16", "memory": "64Gi"}}},

@@ -89,8 +89,8 @@ def test_an_image_outside_the_vo_allowlist_is_refused_at_submit(arc, tmp_path):
                           jobname='"evil"'), cwd=tmp_path)
     assert arc.wait(job, states={"Failed"}, timeout=240) == "Failed"
     assert arc.details(job)["Job Error"] == "Job submission to LRMS failed"
-    assert ("ERROR: image 'evil/root:1' is not allowed for VO alpha (allowed: base:1, tools:2, missing:1)"
-            in arc.job_log(job))
+    assert ("ERROR: image 'evil/root:1' is not allowed for VO alpha "
+            "(allowed: base:1, tools:2, missing:1, noshell:1)") in arc.job_log(job)
 
 
 def controldir_diag(grid_site, job: str) -> list[str]:

@@ -121,13 +121,23 @@ def test_an_image_that_cannot_be_pulled_fails_after_the_grace_period(site):
     assert done.startswith(f"-1 image {site.registry}/vo-alpha/missing:1 could not be pulled")
 
 
+def test_an_image_without_a_shell_fails_naming_the_image(site):
+    """ARC's job script runs with /bin/sh, as with ARC's fork backend; an image that has none (a
+    distroless one) ends the job with a message that says so, not a runtime error alone."""
+    job = site.new_job("ark-alice", "true\n", runtime_0="ENV/CONTAINER", runtime_0_1="noshell:1")
+    assert site.submit(job).returncode == 0
+    done = site.wait_done(job, timeout=90)
+    image = f"{site.registry}/vo-alpha/noshell:1"
+    assert done.startswith(f"128 image {image} has no /bin/sh, which runs ARC's job script"), done
+
+
 def test_an_image_outside_the_vo_allowlist_is_refused_and_nothing_is_created(site):
     before = site.k8s_jobs()
     job = site.new_job("ark-alice", "true\n", runtime_0="ENV/CONTAINER", runtime_0_1="docker.io/library/debian:12")
     result = site.submit(job)
     assert result.returncode == 1
     assert result.stdout.strip() == ("image 'docker.io/library/debian:12' is not allowed for VO alpha "
-                                     "(allowed: base:1, tools:2, missing:1)")
+                                     "(allowed: base:1, tools:2, missing:1, noshell:1)")
     assert site.k8s_jobs() == before
     assert "joboption_jobid" not in job.grami.read_text()
 

@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 from arc_bridge.outcome import (LOST_CODE, SIGKILL_CODE, SIGTERM_CODE, Usage, deleted_outcome, interrupted_outcome,
-                                job_outcome, parse_usage)
+                                job_outcome, parse_usage, walltime_due)
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 T0, T1 = "2026-11-25T11:00:00Z", "2026-11-25T11:05:00Z"
@@ -199,3 +199,29 @@ def test_an_ended_pod_gives_its_usage_and_processors():
     ended["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1500m"}}
     out = job_outcome(job("Complete"), ended, NOW, 60)
     assert out.exit_code == 0 and out.usage == Usage(max_memory_kb=1024) and out.processors == 2
+
+
+def test_an_image_without_a_shell_is_named():
+    start_error = {"terminated": {"exitCode": 128, "reason": "StartError", "startedAt": T0, "finishedAt": T0,
+                                  "message": 'failed to create containerd task: OCI runtime create failed: '
+                                             'container_linux.go:370: starting container process caused: exec: '
+                                             '"/bin/sh": stat /bin/sh: no such file or directory: unknown'}}
+    out = job_outcome(job("Failed", "BackoffLimitExceeded"), pod(start_error, "Failed"), NOW, 60)
+    assert out.exit_code == 128
+    assert out.message.startswith("image r/vo/x:1 has no /bin/sh, which runs ARC's job script: the VO's image needs "
+                                  "a POSIX shell (StartError: failed to create containerd task")
+
+
+def test_a_job_past_its_wall_time_that_kubernetes_left_running_is_stopped_by_arkd():
+    """1.20's Job controller at times misses a deadline; arkd reports it WALLTIME_GRACE_SECONDS later."""
+    running = job(annotations={"ark.nordugrid.org/walltime": "60"})
+    running["spec"] = {"activeDeadlineSeconds": 60}
+    running["status"]["startTime"] = (NOW - timedelta(seconds=65)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    live = pod({"running": {"startedAt": T0}})
+    assert job_outcome(running, live, NOW, 60) is None
+    later = NOW + timedelta(seconds=6)
+    out = job_outcome(running, live, later, 60)
+    assert out.exit_code == SIGTERM_CODE and out.message == "job exceeded its wall time limit of 60 s and was stopped"
+    assert walltime_due(running) == NOW + timedelta(seconds=5)
+    ended = pod(terminated(0), "Succeeded")  # it ended by itself in time, and was seen late
+    assert job_outcome(running, ended, later, 60).exit_code == 0

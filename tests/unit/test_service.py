@@ -2,6 +2,7 @@
 an API server that is away."""
 
 import os
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -10,7 +11,8 @@ from arc_bridge import kube
 from arc_bridge.config import parse_config
 from arc_bridge.errors import KubernetesFailed
 from arc_bridge.service import Bridge
-from arc_bridge.translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, LABEL_VO
+from arc_bridge.outcome import WALLTIME_GRACE_SECONDS
+from arc_bridge.translate import ANN_SESSION, ANN_WALLTIME, LABEL_JOB_ID, LABEL_UID, LABEL_VO
 
 GRID_ID = "abcdefghijklmnop"
 UID = os.getuid() or 4242
@@ -61,6 +63,27 @@ def test_a_job_is_recorded_once_even_after_arex_took_its_lrms_done(bridge, tmp_p
     assert (tmp_path / "sessions" / f"{GRID_ID}.diag").read_text() == diag
     assert bridge.kube.deleted == ["ark-job", "ark-job"]
     assert bridge.recorded == set()  # forgotten with the Job's last event
+
+
+def test_a_job_kubernetes_leaves_running_past_its_wall_time_is_stopped_by_the_tick(bridge, tmp_path):
+    """1.20's Job controller at times misses a deadline, and no event comes when one passes: the
+    tick stops the job WALLTIME_GRACE_SECONDS after it."""
+    clock = [datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)]
+    bridge.now = lambda: clock[0]
+    job = completed_job(str(tmp_path / "sessions" / GRID_ID))
+    job["metadata"]["annotations"][ANN_WALLTIME] = "60"
+    job["spec"] = {"activeDeadlineSeconds": 60}
+    job["status"] = {"startTime": "2026-11-30T12:00:00Z", "active": 1}
+    bridge.jobs._put(job)
+    bridge._on_job("MODIFIED", job)
+    done = bridge.controldir.job_file(GRID_ID, "lrms_done")
+    clock[0] += timedelta(seconds=60 + WALLTIME_GRACE_SECONDS - 1)
+    bridge.tick()
+    assert not done.exists()
+    clock[0] += timedelta(seconds=1)
+    bridge.tick()
+    assert done.read_text() == "271 job exceeded its wall time limit of 60 s and was stopped\n"
+    assert bridge.kube.deleted == ["ark-job"]
 
 
 def test_an_api_server_that_is_away_for_a_while_is_waited_for(monkeypatch):
