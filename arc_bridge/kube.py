@@ -98,8 +98,12 @@ class Kube:
                           f"reading Job {namespace}/{name}")
 
     def cancel_job(self, namespace: str, name: str) -> None:
-        """Mark the Job cancelled, then delete it and its pod; the watch sees it go."""
-        patch = {"metadata": {"annotations": {ANN_CANCELLED: "true"}}}
+        self.stop_job(namespace, name, {ANN_CANCELLED: "true"})
+
+    def stop_job(self, namespace: str, name: str, why: dict[str, str]) -> None:
+        """Mark the Job with why it is stopped (annotations), then delete it and its pods; the
+        watch sees it go once they have."""
+        patch = {"metadata": {"annotations": why}}
         if self._call(lambda: self.batch.patch_namespaced_job(name, namespace, patch),
                       f"marking Job {namespace}/{name}") is not None:
             self.delete_job(namespace, name)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .quantity import cpu_count
-from .translate import ANN_CANCELLED, ANN_MEMORY, ANN_SCRATCH, ANN_WALLTIME
+from .translate import ANN_CANCELLED, ANN_MEMORY, ANN_SCRATCH, ANN_STOPPED, ANN_WALLTIME
 
 SIGKILL_CODE = 256 + 9
 SIGTERM_CODE = 256 + 15
@@ -170,8 +170,11 @@ def deleted_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: dateti
     """The outcome of a Job that disappeared before arkd recorded it: cancelled, or removed by hand."""
     start, _ = _times(pod)
     node = ((pod or {}).get("spec") or {}).get("nodeName") or ""
-    if job.get("metadata", {}).get("annotations", {}).get(ANN_CANCELLED):
+    annotations = job.get("metadata", {}).get("annotations", {})
+    if annotations.get(ANN_CANCELLED):
         return Outcome(SIGTERM_CODE, "job was cancelled", node, start, now, cancelled=True)
+    if stopped := annotations.get(ANN_STOPPED):
+        return _measured(Outcome(LOST_CODE, stopped, node, start, now), pod)
     return Outcome(LOST_CODE, "job was deleted from Kubernetes by someone other than arkd", node, start, now)
 
 
@@ -182,15 +185,15 @@ def interrupted_outcome(job: dict[str, Any], pod: dict[str, Any], node: dict[str
     the deletion is the job's own end (cancel, wall time, done), which the Job reports itself.
     `job` must be fresh from the API server: a cancel marks the Job before its pod goes."""
     meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
-    if job_conditions(job) or meta.get("deletionTimestamp") or meta.get("annotations", {}).get(ANN_CANCELLED):
+    if job_conditions(job) or meta.get("deletionTimestamp") or {ANN_CANCELLED, ANN_STOPPED} & meta.get("annotations", {}).keys():
         return None
     # The Job controller deletes the pods of a Job past its deadline before it marks it Failed.
     begun, deadline = parse_time(status.get("startTime")), spec.get("activeDeadlineSeconds")
     if begun is not None and deadline is not None and (now - begun).total_seconds() >= deadline:
         return None
     name = (pod.get("spec") or {}).get("nodeName") or "?"
-    ready = next((c for c in ((node or {}).get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
-    if ready.get("status") != "True":
+    if not node_ready(node):
+        ready = _condition(node, "Ready")
         why = (f"node {name} stopped answering while running the job (not ready since "
                f"{ready.get('lastTransitionTime') or '?'}); Kubernetes gave the job up")
     elif ((node or {}).get("spec") or {}).get("unschedulable"):
@@ -198,6 +201,15 @@ def interrupted_outcome(job: dict[str, Any], pod: dict[str, Any], node: dict[str
     else:
         why = f"job's pod on node {name} was deleted by someone other than arkd; the job was stopped"
     return _measured(Outcome(LOST_CODE, why, name, _times(pod)[0], now), pod)
+
+
+def node_ready(node: dict[str, Any] | None) -> bool:
+    """The node answers: it exists and its kubelet reports it Ready."""
+    return _condition(node, "Ready").get("status") == "True"
+
+
+def _condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    return next((c for c in ((obj or {}).get("status") or {}).get("conditions") or [] if c.get("type") == kind), {})
 
 
 def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,

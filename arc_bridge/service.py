@@ -1,11 +1,14 @@
 """arkd's behaviour: submit, cancel, record results, reconcile with A-REX, answer the infosys.
 
-Every result is recorded through one path (`_settle`), under one lock, so a watch event, the
-periodic tick, a scan request and the start-up reconcile can all ask about the same job safely:
-whichever comes first records it, the others find it recorded and only tidy up. Recorded means
+The watches' threads only queue the ARC ids of what changed; one worker settles them (see
+workqueue), so a slow API server or control directory never stalls a watch. Every result is
+recorded through one path (`_settle`), under one lock, so the worker (for a watch event or the
+tick), a scan request and the start-up reconcile can all ask about the same job safely: whichever
+comes first records it, the others find it recorded and only tidy up. Recorded means
 `.lrms_done` exists or this arkd wrote it: A-REX removes the file once it has read it, while
-events for the Job may still be on their way. The lock guards the control directory only; no Kubernetes API call is made while it is held, so a slow API server
-never stalls recording or other callers.
+events for the Job may still be on their way. The lock guards the control directory only; no
+Kubernetes API call is made while it is held, so a slow API server never stalls recording or
+other callers.
 
 arkd believes only what it made: Jobs and pods in a VO's namespace carrying that VO's label, and
 for a job Kubernetes does not know, the job's owner as A-REX recorded it in the control files'
@@ -28,9 +31,10 @@ from .informer import Informer, Obj
 from .job import GRID_ID, job_from_grami
 from .kube import Kube
 from .outcome import (LOST_CODE, PULL_FAILURES, Outcome, deleted_outcome, interrupted_outcome, job_conditions,
-                      job_outcome, walltime_due)
+                      job_outcome, node_ready, walltime_due)
 from .infosys import summarise
-from .translate import ANN_SESSION, LABEL_JOB_ID, LABEL_UID, LABEL_VO, Caller, build_job, k8s_name, largest_node
+from .translate import ANN_SESSION, ANN_STOPPED, LABEL_JOB_ID, LABEL_UID, LABEL_VO, Caller, build_job, k8s_name, largest_node
+from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,9 @@ class Bridge:
         # (outcome.walltime_due); `timed` holds the ids with an entry.
         self.deadlines: list[tuple[float, str]] = []
         self.timed: set[str] = set()
+        # The watch threads only queue ARC ids; the worker settles them (see workqueue).
+        self.queue = WorkQueue()
+        self.gone: dict[str, Obj] = {}  # the last state of Jobs deleted, by ARC id, until handled
         self.jobs = Informer(kube, "jobs", self._on_job, _grid_id_of, self._ours)
         self.pods = Informer(kube, "pods", self._on_pod, _grid_id_of, self._ours)
         self._stop = threading.Event()
@@ -69,6 +76,7 @@ class Bridge:
     # --- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        threading.Thread(target=self._work, name="worker", daemon=True).start()
         self.pods.start()
         self.pods.synced.wait()
         self.jobs.start()
@@ -158,35 +166,58 @@ class Bridge:
     # --- recording ------------------------------------------------------------------------
 
     def _on_job(self, kind: str, job: Obj) -> None:
+        grid_id = _grid_id_of(job)
+        if grid_id is None:
+            return
         if kind == "DELETED":
-            self._settle_deleted(job)
-        else:
-            self._settle(job)
+            with self.lock:
+                self.gone[grid_id] = job
+        self.queue.add(grid_id)
 
     def _on_pod(self, kind: str, pod: Obj) -> None:
-        grid_id = _grid_id_of(pod)
-        job = self._cached_job(grid_id) if grid_id else None
-        if job is not None:
-            self._settle(job)
+        if (grid_id := _grid_id_of(pod)) is not None:
+            self.queue.add(grid_id)
 
     def _tick(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
             self.tick()
 
     def tick(self) -> None:
-        """Settle the jobs whose end only time decides: those waiting, and those now due."""
+        """Queue the jobs whose end only time decides: those waiting, and those now due."""
         now = self.now().timestamp()
         with self.lock:
-            waiting = list(self.waiting)
+            due = list(self.waiting)
             while self.deadlines and self.deadlines[0][0] <= now:
                 _, grid_id = heapq.heappop(self.deadlines)
                 self.timed.discard(grid_id)
-                waiting.append(grid_id)
-        for job in (j for grid_id in waiting for j in self.jobs.lookup(grid_id)):
-            try:
+                due.append(grid_id)
+        for grid_id in due:
+            self.queue.add(grid_id)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            if (grid_id := self.queue.get(timeout=1.0)) is not None:
+                self._handle(grid_id)
+
+    def work(self) -> None:
+        """Handle every queued job now, in this thread (tests, which deliver events by hand)."""
+        while (grid_id := self.queue.get(timeout=0)) is not None:
+            self._handle(grid_id)
+
+    def _handle(self, grid_id: str) -> None:
+        # One job that cannot be handled (an unwritable control file, an API error) must not
+        # stall the others; it is handled again on its next event or tick.
+        try:
+            with self.lock:
+                gone = self.gone.pop(grid_id, None)
+            if gone is not None:
+                self._settle_deleted(gone)
+            if (job := self._cached_job(grid_id)) is not None:
                 self._settle(job)
-            except Exception:
-                log.exception("settling %s failed", job["metadata"]["name"])
+        except Exception:
+            log.exception("settling job %s failed", grid_id)
+        finally:
+            self.queue.done(grid_id)
 
     def _settle(self, job: Obj) -> None:
         """Record the job if it has ended; then (1.20 has no TTL controller) delete it."""
@@ -214,16 +245,24 @@ class Bridge:
         self.kube.delete_job(meta["namespace"], meta["name"])
 
     def _interrupted(self, job: Obj, pod: Obj) -> bool:
-        """Fail a running job whose pod someone else takes away (outcome.interrupted_outcome); True
-        if it was. The Job goes at once: 1.20's Job controller has already made a second pod."""
+        """Stop a running job whose pod someone else takes away (outcome.interrupted_outcome); True
+        if it was. The Job goes at once: 1.20's Job controller has already made a second pod.
+
+        A node that stopped answering may never confirm its pod gone: the job is recorded now.
+        Otherwise (a drain, a deleted pod) the pod is stopping: the Job carries the reason, and
+        its DELETED event, once its pods are gone, records it, so A-REX never collects outputs a
+        job is still writing."""
         meta = job["metadata"]
         fresh = self.kube.get_job(meta["namespace"], meta["name"])
-        if fresh is None:
-            return False  # its DELETED event settles it
+        if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+            return True  # going: its DELETED event settles it
         node = self.kube.get_node(pod["spec"]["nodeName"])
         outcome = interrupted_outcome(fresh, pod, node, self.now())
         if outcome is None:
             return False
+        if node_ready(node):
+            self.kube.stop_job(meta["namespace"], meta["name"], {ANN_STOPPED: outcome.message})
+            return True
         with self.lock:
             if not self._recorded(_grid_id_of(job) or ""):
                 self._record(fresh, outcome)
@@ -284,8 +323,10 @@ class Bridge:
         return vo is not None and vo.namespace == meta.get("namespace")
 
     def _pod_of(self, grid_id: str) -> Obj | None:
+        """The job's pod: the first, the one that ran it. (A second exists only after the first was
+        taken away, and never runs the job: see translate._LAUNCHER.)"""
         pods = self.pods.lookup(grid_id)
-        return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)
+        return min(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)
 
     def _taken_pod(self, grid_id: str) -> Obj | None:
         """A pod of the job that is being deleted from the node it was bound to."""

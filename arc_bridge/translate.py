@@ -17,6 +17,8 @@ LABEL_VO = "ark.nordugrid.org/vo"
 LABEL_QUEUE = "ark.nordugrid.org/queue"
 ANN_SESSION = "ark.nordugrid.org/session-dir"
 ANN_CANCELLED = "ark.nordugrid.org/cancelled"
+# Why arkd stopped a job whose pod someone else took away (a drain, a deleted pod): its message.
+ANN_STOPPED = "ark.nordugrid.org/stopped"
 ANN_WALLTIME = "ark.nordugrid.org/walltime"
 ANN_MEMORY = "ark.nordugrid.org/memory-mb"  # the memory limit; empty where the queue sets none
 ANN_SCRATCH = "ark.nordugrid.org/scratch-mb"  # the scratch limit; empty where there is none

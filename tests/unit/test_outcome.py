@@ -171,6 +171,15 @@ def test_a_drained_node_or_a_deleted_pod_stops_the_job_saying_so():
     assert deleted.message == "job's pod on node node-1 was deleted by someone other than arkd; the job was stopped"
 
 
+def test_a_job_arkd_stopped_for_a_drain_is_recorded_when_its_pods_are_gone_with_the_reason():
+    why = "node node-1 was drained while running the job, which was stopped"
+    stopped = job(annotations={"ark.nordugrid.org/stopped": why})
+    out = deleted_outcome(stopped, pod(terminated(137, "Error"), "Failed"), NOW)
+    assert (out.exit_code, out.message, out.node, out.cancelled) == (LOST_CODE, why, "node-1", False)
+    assert interrupted_outcome(running_job(annotations={"ark.nordugrid.org/stopped": why}), taken(),
+                               node_object(unschedulable=True), NOW) is None  # once is enough
+
+
 def test_a_pod_deleted_for_the_jobs_own_end_is_left_to_the_job():
     lost = node_object("Unknown")
     assert interrupted_outcome(running_job(annotations={"ark.nordugrid.org/cancelled": "true"}), taken(), lost, NOW) is None

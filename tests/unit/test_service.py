@@ -10,6 +10,7 @@ from kubernetes.client.exceptions import ApiException
 from arc_bridge import kube
 from arc_bridge.config import parse_config
 from arc_bridge.errors import KubernetesFailed
+from arc_bridge.informer import key_of
 from arc_bridge.service import Bridge
 from arc_bridge.outcome import WALLTIME_GRACE_SECONDS
 from arc_bridge.translate import ANN_SESSION, ANN_WALLTIME, LABEL_JOB_ID, LABEL_UID, LABEL_VO
@@ -42,6 +43,17 @@ def bridge(raw_config, tmp_path):
     return Bridge(parse_config(raw_config), NoApi())
 
 
+def deliver(bridge, kind: str, job: dict) -> None:
+    """A watch event for the Job, as the informer hands it on (its cache first), then handled."""
+    with bridge.jobs.lock:
+        if kind == "DELETED":
+            bridge.jobs._drop(key_of(job))
+        else:
+            bridge.jobs._put(job)
+    bridge._on_job(kind, job)
+    bridge.work()
+
+
 def completed_job(session: str) -> dict:
     return {"metadata": {"name": "ark-job", "namespace": "ark-alpha",
                          "labels": {LABEL_JOB_ID: GRID_ID, LABEL_UID: str(UID), LABEL_VO: "alpha"},
@@ -53,12 +65,12 @@ def completed_job(session: str) -> dict:
 def test_a_job_is_recorded_once_even_after_arex_took_its_lrms_done(bridge, tmp_path):
     job = completed_job(str(tmp_path / "sessions" / GRID_ID))
     done = bridge.controldir.job_file(GRID_ID, "lrms_done")
-    bridge._on_job("MODIFIED", job)
+    deliver(bridge, "MODIFIED", job)
     assert done.read_text() == "0\n"
     diag = (tmp_path / "sessions" / f"{GRID_ID}.diag").read_text()
     done.unlink()  # A-REX read it and moved the job on; the Job's events keep coming meanwhile
-    bridge._on_job("MODIFIED", job)
-    bridge._on_job("DELETED", job)
+    deliver(bridge, "MODIFIED", job)
+    deliver(bridge, "DELETED", job)
     assert not done.exists()
     assert (tmp_path / "sessions" / f"{GRID_ID}.diag").read_text() == diag
     assert bridge.kube.deleted == ["ark-job", "ark-job"]
@@ -74,14 +86,15 @@ def test_a_job_kubernetes_leaves_running_past_its_wall_time_is_stopped_by_the_ti
     job["metadata"]["annotations"][ANN_WALLTIME] = "60"
     job["spec"] = {"activeDeadlineSeconds": 60}
     job["status"] = {"startTime": "2026-11-30T12:00:00Z", "active": 1}
-    bridge.jobs._put(job)
-    bridge._on_job("MODIFIED", job)
+    deliver(bridge, "MODIFIED", job)
     done = bridge.controldir.job_file(GRID_ID, "lrms_done")
     clock[0] += timedelta(seconds=60 + WALLTIME_GRACE_SECONDS - 1)
     bridge.tick()
+    bridge.work()
     assert not done.exists()
     clock[0] += timedelta(seconds=1)
     bridge.tick()
+    bridge.work()
     assert done.read_text() == "271 job exceeded its wall time limit of 60 s and was stopped\n"
     assert bridge.kube.deleted == ["ark-job"]
 
