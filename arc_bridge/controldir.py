@@ -22,6 +22,8 @@ from pathlib import Path, PurePosixPath
 from .outcome import Outcome
 
 IN_LRMS = {"INLRMS", "CANCELING"}
+# States after A-REX has learnt the LRMS result (or had none to learn: no status at all).
+PAST_LRMS = {None, "FINISHING", "FINISHED", "DELETED"}
 
 log = logging.getLogger(__name__)
 # The .diag keys (lower-cased, as A-REX reads them) whose values arkd always measures for the site;

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .quantity import cpu_count
-from .translate import ANN_CANCELLED, ANN_MEMORY, ANN_SCRATCH, ANN_STOPPED, ANN_WALLTIME
+from .translate import ANN_CANCELLED, ANN_MEMORY, ANN_SCRATCH, ANN_STOPPED, ANN_WALLTIME, REFUSED
 
 SIGKILL_CODE = 256 + 9
 SIGTERM_CODE = 256 + 15
@@ -112,11 +112,14 @@ def job_conditions(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _measured(outcome: Outcome | None, pod: dict[str, Any] | None) -> Outcome | None:
-    """The outcome with what the pod reports of the job's use of the node."""
+    """The outcome with what the pod reports of the job's use of the node. The usage only from a
+    pod that ended by itself: one stopped from outside lost its first process before it wrote,
+    and the termination message is then whatever the job left in that (world-writable) file."""
     if outcome is None or pod is None:
         return outcome
     terminated = _container(pod).get("state", {}).get("terminated") or {}
-    return replace(outcome, usage=parse_usage(terminated.get("message") or ""), processors=_processors(pod))
+    usage = None if pod["metadata"].get("deletionTimestamp") else parse_usage(terminated.get("message") or "")
+    return replace(outcome, usage=usage, processors=_processors(pod))
 
 
 def _job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime, pull_grace: int) -> Outcome | None:
@@ -171,6 +174,8 @@ def deleted_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: dateti
     start, _ = _times(pod)
     node = ((pod or {}).get("spec") or {}).get("nodeName") or ""
     annotations = job.get("metadata", {}).get("annotations", {})
+    if job_conditions(job).get("Failed", {}).get("reason") == "DeadlineExceeded":  # its last state said so
+        return _walltime_exceeded(job.get("metadata", {}), node, start, now)
     if annotations.get(ANN_CANCELLED):
         return Outcome(SIGTERM_CODE, "job was cancelled", node, start, now, cancelled=True)
     if stopped := annotations.get(ANN_STOPPED):
@@ -187,9 +192,10 @@ def interrupted_outcome(job: dict[str, Any], pod: dict[str, Any], node: dict[str
     meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
     if job_conditions(job) or meta.get("deletionTimestamp") or {ANN_CANCELLED, ANN_STOPPED} & meta.get("annotations", {}).keys():
         return None
-    # The Job controller deletes the pods of a Job past its deadline before it marks it Failed.
+    # The Job controller deletes the pods of a Job past its deadline before it marks it Failed (by
+    # its clock, which may run ahead of arkd's).
     begun, deadline = parse_time(status.get("startTime")), spec.get("activeDeadlineSeconds")
-    if begun is not None and deadline is not None and (now - begun).total_seconds() >= deadline:
+    if begun is not None and deadline is not None and (now - begun).total_seconds() >= deadline - WALLTIME_GRACE_SECONDS:
         return None
     name = (pod.get("spec") or {}).get("nodeName") or "?"
     if not node_ready(node):
@@ -234,6 +240,9 @@ def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
             return Outcome(LOST_CODE, f"job's pod failed on node {node or '?'} before it ran: {why}", node, start, end)
         return None
     code = int(terminated.get("exitCode", LOST_CODE))
+    if (terminated.get("message") or "").startswith(REFUSED):
+        return Outcome(LOST_CODE, "job's first pod was taken away from its node while arkd was not watching (a drain, a "
+                                  "lost node); the job was not run a second time", node, start, end)
     if terminated.get("reason") == "OOMKilled":
         if limit := annotations.get(ANN_MEMORY):
             return Outcome(SIGKILL_CODE, f"job was killed for using more than its memory limit of {limit} MB",

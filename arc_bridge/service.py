@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .controldir import ControlDir, find_session, prepare_session_files, read_small
+from .controldir import PAST_LRMS, ControlDir, find_session, prepare_session_files, read_small
 from .errors import JobRejected, NotAllowed
 from .grami import parse_grami
 from .informer import Informer, Obj
@@ -67,7 +67,13 @@ class Bridge:
         self.timed: set[str] = set()
         # The watch threads only queue ARC ids; the worker settles them (see workqueue).
         self.queue = WorkQueue()
-        self.gone: dict[str, Obj] = {}  # the last state of Jobs deleted, by ARC id, until handled
+        # The last state of Jobs deleted, by ARC id, until handled; its own lock, which the watch
+        # thread takes, guards nothing that waits on I/O.
+        self.gone: dict[str, Obj] = {}
+        self.gone_lock = threading.Lock()
+        # Pods someone else took away from jobs arkd stopped for it (a drain), by ARC id: the pod
+        # that ran the job, for the record made when the Job has gone.
+        self.taken: dict[str, Obj] = {}
         self.jobs = Informer(kube, "jobs", self._on_job, _grid_id_of, self._ours)
         self.pods = Informer(kube, "pods", self._on_pod, _grid_id_of, self._ours)
         self._stop = threading.Event()
@@ -98,6 +104,9 @@ class Bridge:
         """
         lost = 0
         for grid_id in self.controldir.jobs_in_lrms():
+            with self.gone_lock:
+                if grid_id in self.gone:
+                    continue  # deleted a moment ago: the worker records it, with its reason
             job = self._cached_job(grid_id) or self._fetch_job(grid_id)
             if job is not None:
                 self._settle(job)
@@ -170,7 +179,7 @@ class Bridge:
         if grid_id is None:
             return
         if kind == "DELETED":
-            with self.lock:
+            with self.gone_lock:
                 self.gone[grid_id] = job
         self.queue.add(grid_id)
 
@@ -208,10 +217,18 @@ class Bridge:
         # One job that cannot be handled (an unwritable control file, an API error) must not
         # stall the others; it is handled again on its next event or tick.
         try:
-            with self.lock:
+            with self.gone_lock:
                 gone = self.gone.pop(grid_id, None)
             if gone is not None:
-                self._settle_deleted(gone)
+                try:
+                    self._settle_deleted(gone)
+                except Exception:
+                    # No event comes again for a Job that has gone: the tick brings it back.
+                    with self.gone_lock:
+                        self.gone.setdefault(grid_id, gone)
+                    with self.lock:
+                        self.waiting.add(grid_id)
+                    raise
             if (job := self._cached_job(grid_id)) is not None:
                 self._settle(job)
         except Exception:
@@ -225,6 +242,10 @@ class Bridge:
         grid_id = meta["labels"][LABEL_JOB_ID]
         if meta.get("deletionTimestamp"):
             return  # the DELETED event settles it
+        if ANN_STOPPED in meta.get("annotations", {}):
+            # Stopped for a drain, and not deleted yet (the delete failed, or arkd restarted).
+            self.kube.delete_job(meta["namespace"], meta["name"])
+            return
         taken = self._taken_pod(grid_id)
         if taken is not None and not self._recorded(grid_id) and self._interrupted(job, taken):
             return
@@ -256,11 +277,16 @@ class Bridge:
         fresh = self.kube.get_job(meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return True  # going: its DELETED event settles it
+        if ANN_STOPPED in fresh["metadata"].get("annotations", {}):
+            self.kube.delete_job(meta["namespace"], meta["name"])
+            return True
         node = self.kube.get_node(pod["spec"]["nodeName"])
         outcome = interrupted_outcome(fresh, pod, node, self.now())
         if outcome is None:
             return False
         if node_ready(node):
+            with self.lock:
+                self.taken[_grid_id_of(job) or ""] = pod
             self.kube.stop_job(meta["namespace"], meta["name"], {ANN_STOPPED: outcome.message})
             return True
         with self.lock:
@@ -272,11 +298,13 @@ class Bridge:
     def _settle_deleted(self, job: Obj) -> None:
         grid_id = job["metadata"]["labels"][LABEL_JOB_ID]
         with self.lock:
-            if self._recorded(grid_id) or self.controldir.state(grid_id) is None:
+            pod = self.taken.pop(grid_id, None) or self._pod_of(grid_id)
+            # A-REX moved on (a Job that outlived a lost node, arkd restarted since): nothing to tell.
+            if self._recorded(grid_id) or self.controldir.state(grid_id) in PAST_LRMS:
                 self.recorded.discard(grid_id)  # its last event
                 self.waiting.discard(grid_id)
                 return
-            self._record(job, deleted_outcome(job, self._pod_of(grid_id), self.now()))
+            self._record(job, deleted_outcome(job, pod, self.now()))
 
     def _record(self, job: Obj, outcome: Outcome) -> None:
         # The session path and uid are arkd's own, checked at submit and kept on the Job.

@@ -44,25 +44,39 @@ NODE_LOST_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreacha
 #   appends to the job's error log, exactly as the fork backend does.
 # - A pod that is deleted while it runs (drain, a lost node) counts in Kubernetes 1.20 as neither
 #   active nor failed, so the Job controller makes another; arkd deletes the Job at once, and the
-#   mark in .comment keeps that second pod from running the job again if it starts first.
+#   mark in .comment keeps that second pod from running the job again if it starts first (it
+#   says so in its termination message, REFUSED).
+# - The first process of a PID namespace gets no signal it does not catch: a stop (cancel, drain,
+#   wall time) is passed on to the job script, which then has the pod's grace period to end.
 # - When the script has ended, whatever it left running is killed, and the cgroup's CPU time and
 #   peak memory (cgroup v1 or v2) go to the termination message, which the kubelet puts in the
 #   pod's status: the site's measurement for the .diag, taken after the job can no longer act.
+REFUSED = "ark-refused: a second pod of the Job"
 _LAUNCHER = '''exec >>"$ARK_COMMENT_FILE" 2>&1
 started="ark: Job $ARK_JOB_UID started"
 while IFS= read -r line; do
-  case $line in "$started"*) echo "ark: pod $HOSTNAME does not run the job a second time"; exit 1;; esac
+  case $line in "$started"*)
+    echo "ark: pod $HOSTNAME does not run the job a second time"
+    echo "@REFUSED@" >"$ARK_USAGE_FILE"
+    exit 1;;
+  esac
 done <"$ARK_COMMENT_FILE"
 echo "$started in pod $HOSTNAME on node $ARK_NODE"
-/bin/sh -c "$1" "$0"
-code=$?
+trap 'kill -TERM $child 2>/dev/null' TERM
+/bin/sh -c "$1" "$0" &
+child=$!
+while :; do
+  wait $child
+  code=$?
+  kill -0 $child 2>/dev/null || break
+done
 kill -9 -1 2>/dev/null
 for f in cpuacct/cpuacct.stat memory/memory.max_usage_in_bytes cpu.stat memory.peak; do
   [ -r "$ARK_CGROUP/$f" ] || continue
   while read -r line; do echo "$f $line"; done <"$ARK_CGROUP/$f"
 done >"$ARK_USAGE_FILE"
 exit $code
-'''
+'''.replace("@REFUSED@", REFUSED)
 
 
 @dataclass(frozen=True)

@@ -234,3 +234,25 @@ def test_a_job_past_its_wall_time_that_kubernetes_left_running_is_stopped_by_ark
     assert walltime_due(running) == NOW + timedelta(seconds=5)
     ended = pod(terminated(0), "Succeeded")  # it ended by itself in time, and was seen late
     assert job_outcome(running, ended, later, 60).exit_code == 0
+
+
+def test_a_pod_stopped_from_outside_reports_no_usage_the_job_could_have_written():
+    """The termination-log file is world-writable: only a launcher that reached its end wrote it."""
+    stopped = pod(terminated(137, "Error"), "Failed")
+    stopped["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = "memory.peak 1024\n"
+    stopped["metadata"]["deletionTimestamp"] = T1
+    why = "node node-1 was drained while running the job, which was stopped"
+    assert deleted_outcome(job(annotations={"ark.nordugrid.org/stopped": why}), stopped, NOW).usage is None
+
+
+def test_a_job_gone_after_its_deadline_is_reported_as_over_its_wall_time():
+    gone = job("Failed", "DeadlineExceeded")
+    out = deleted_outcome(gone, None, NOW)
+    assert out.exit_code == SIGTERM_CODE and out.message == "job exceeded its wall time limit of 60 s and was stopped"
+
+
+def test_a_second_pod_that_refused_to_run_the_job_says_the_first_was_taken_away():
+    refused = pod(terminated(1, "Error"), "Failed")
+    refused["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = "ark-refused: a second pod of the Job\n"
+    out = job_outcome(job("Failed", "BackoffLimitExceeded"), refused, NOW, 60)
+    assert out.exit_code == LOST_CODE and out.message.startswith("job's first pod was taken away from its node")

@@ -77,6 +77,36 @@ def test_a_job_is_recorded_once_even_after_arex_took_its_lrms_done(bridge, tmp_p
     assert bridge.recorded == set()  # forgotten with the Job's last event
 
 
+def test_a_job_deleted_after_arex_moved_on_is_not_recorded_again(bridge, tmp_path):
+    """A Job that outlived its lost node goes when the node returns, maybe after an arkd restart."""
+    job = completed_job(str(tmp_path / "sessions" / GRID_ID))
+    job["status"] = {"active": 1}
+    bridge.controldir.status_file(GRID_ID).write_text("FINISHED")
+    deliver(bridge, "DELETED", job)
+    assert not bridge.controldir.job_file(GRID_ID, "lrms_done").exists()
+
+
+def test_a_deleted_job_whose_record_failed_is_tried_again_by_the_tick(bridge, tmp_path, monkeypatch):
+    job = completed_job(str(tmp_path / "sessions" / GRID_ID))
+    job["status"] = {"active": 1}
+    failing = {"left": 1}
+    record = bridge.controldir.record
+
+    def flaky(*args):
+        if failing["left"]:
+            failing["left"] -= 1
+            raise OSError("control directory unwritable for a moment")
+        record(*args)
+
+    monkeypatch.setattr(bridge.controldir, "record", flaky)
+    deliver(bridge, "DELETED", job)
+    done = bridge.controldir.job_file(GRID_ID, "lrms_done")
+    assert not done.exists()
+    bridge.tick()
+    bridge.work()
+    assert done.read_text() == "-1 job was deleted from Kubernetes by someone other than arkd\n"
+
+
 def test_a_job_kubernetes_leaves_running_past_its_wall_time_is_stopped_by_the_tick(bridge, tmp_path):
     """1.20's Job controller at times misses a deadline, and no event comes when one passes: the
     tick stops the job WALLTIME_GRACE_SECONDS after it."""

@@ -1,6 +1,8 @@
 """A GRAMI becomes exactly one safe Job, or a one-line refusal naming the problem."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ from arc_bridge.config import parse_config
 from arc_bridge.errors import ConfigError, JobRejected
 from arc_bridge.job import job_from_grami
 from arc_bridge.outcome import Usage, parse_usage
-from arc_bridge.translate import Caller, build_job, k8s_name, largest_node, priority_class
+from arc_bridge.translate import REFUSED, Caller, build_job, k8s_name, largest_node, priority_class
 
 from .conftest import EXAMPLES
 
@@ -293,8 +295,9 @@ def test_a_second_pod_of_the_same_job_does_not_run_it_again(fields, config, tmp_
     comment = tmp_path / "session.comment"
     comment.touch()
     assert run_pod(command, comment, "uid-1", "pod-a").returncode == 0
-    second = run_pod(command, comment, "uid-1", "pod-b")
-    assert second.returncode == 1
+    usage = tmp_path / "termination-log"
+    second = run_pod(command, comment, "uid-1", "pod-b", usage=usage)
+    assert second.returncode == 1 and usage.read_text() == REFUSED + "\n"
     assert marker.read_text() == "ran\n"
     assert comment.read_text().splitlines() == [
         "ark: Job uid-1 started in pod pod-a on node node-1",
@@ -320,3 +323,27 @@ def test_the_pod_reports_its_cgroups_usage_after_the_job_and_what_it_left_runnin
     assert parse_usage(usage.read_text()) == Usage(user_seconds=12.34, kernel_seconds=0.56, max_memory_kb=102400)
     time.sleep(2)
     assert not leftover.exists()
+
+
+def test_a_stop_reaches_the_job_script_which_may_end_cleanly(fields, config, tmp_path):
+    """Kubernetes stops a pod (cancel, drain, wall time) with SIGTERM to its first process, which
+    as a PID namespace's init would ignore it; the launcher passes it on to the job script."""
+    ready, stopped = tmp_path / "ready", tmp_path / "stopped"
+    script = f"trap 'echo stopped > {stopped}; exit 0' TERM\necho > {ready}\nwhile :; do sleep 0.2; done\n"
+    command = container_of(build_job(job_from_grami(fields, config), ALICE, config, script))["command"]
+    comment = tmp_path / "session.comment"
+    comment.touch()
+    env = {"PATH": "/usr/bin:/bin", "ARK_COMMENT_FILE": str(comment), "ARK_JOB_UID": "uid-1", "HOSTNAME": "pod-a",
+           "ARK_NODE": "node-1", "ARK_CGROUP": "/nonexistent", "ARK_USAGE_FILE": "/dev/null"}
+    pod = subprocess.Popen(["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child"] + command,
+                           env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        children = Path(f"/proc/{pod.pid}/task/{pod.pid}/children").read_text().split()
+        os.kill(int(children[0]), signal.SIGTERM)  # the launcher, init of the pod's PID namespace
+        assert pod.wait(timeout=10) == 0
+    finally:
+        pod.kill()
+    assert stopped.read_text() == "stopped\n"
