@@ -3,7 +3,7 @@
 from typing import Any
 
 from .config import Config
-from .outcome import parse_time
+from .outcome import node_ready, parse_time
 from .quantity import cpu_count, memory_mb
 from .translate import LABEL_QUEUE
 
@@ -32,7 +32,6 @@ def summarise(config: Config, nodes: list[Obj], jobs: list[Obj], pods: list[Obj]
     for node in nodes:
         status = node.get("status", {})
         alloc, about = status.get("allocatable", {}), status.get("nodeInfo", {})
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
         node_info[node["metadata"]["name"]] = {
             "slots": int(cpu_count(alloc.get("cpu", "0"))),
             "lcpus": int(cpu_count(status.get("capacity", {}).get("cpu", "0"))),
@@ -40,7 +39,7 @@ def summarise(config: Config, nodes: list[Obj], jobs: list[Obj], pods: list[Obj]
             "sysname": about.get("operatingSystem", "").capitalize(),
             "machine": MACHINES.get(about.get("architecture", ""), about.get("architecture", "")),
             "release": about.get("kernelVersion", ""),
-            "isavailable": ready and not node.get("spec", {}).get("unschedulable", False),
+            "isavailable": node_ready(node) and not node.get("spec", {}).get("unschedulable", False),
             "labels": node["metadata"].get("labels", {}),
             "usedslots": 0,
         }
@@ -69,8 +68,8 @@ def summarise(config: Config, nodes: list[Obj], jobs: list[Obj], pods: list[Obj]
     vo_cpus = {vo: quota_cpus(quota) for vo, quota in (quotas or {}).items()}
     queues = {}
     for name, queue in config.queues.items():
-        members = [n for n, i in node_info.items() if i["isavailable"]
-                   and all(i["labels"].get(k) == v for k, v in queue.node_selector.items())]
+        matching = [n for n, i in node_info.items() if queue.node_selector.items() <= i["labels"].items()]
+        members = [n for n in matching if node_info[n]["isavailable"]]
         qjobs = [j for j in job_info.values() if j["queue"] == name]
         total = sum(node_info[n]["slots"] for n in members)
         free = sum(max(0, node_info[n]["slots"] - node_info[n]["usedslots"]) for n in members)
@@ -85,8 +84,7 @@ def summarise(config: Config, nodes: list[Obj], jobs: list[Obj], pods: list[Obj]
                             for vo, cap in zip(queue.vos, caps)},
             "running": sum(1 for j in qjobs if j["status"] == "R"),
             "queued": sum(1 for j in qjobs if j["status"] == "Q"),
-            "nodes": [n for n in node_info if all(node_info[n]["labels"].get(k) == v
-                                                 for k, v in queue.node_selector.items())],
+            "nodes": matching,
             "maxwalltime": queue.max_walltime_seconds,
         }
 

@@ -92,13 +92,17 @@ def job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime, 
 
 
 def walltime_due(job: dict[str, Any]) -> datetime | None:
-    """When arkd stops a job that is still running past its wall time: the Job's deadline (from
-    its start, as the Job controller counts) and WALLTIME_GRACE_SECONDS for the controller to act."""
+    """When arkd stops a job that is still running past its wall time: the Job's deadline and
+    WALLTIME_GRACE_SECONDS for the controller to act."""
+    deadline = _deadline(job)
+    return None if deadline is None else deadline + timedelta(seconds=WALLTIME_GRACE_SECONDS)
+
+
+def _deadline(job: dict[str, Any]) -> datetime | None:
+    """The Job's deadline, from its start, as the Job controller counts."""
     begun = parse_time((job.get("status") or {}).get("startTime"))
-    deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-    if begun is None or deadline is None:
-        return None
-    return begun + timedelta(seconds=deadline + WALLTIME_GRACE_SECONDS)
+    seconds = (job.get("spec") or {}).get("activeDeadlineSeconds")
+    return None if begun is None or seconds is None else begun + timedelta(seconds=seconds)
 
 
 def _walltime_exceeded(meta: dict[str, Any], node: str, start: datetime | None, end: datetime | None) -> Outcome:
@@ -163,9 +167,8 @@ def _job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime,
         waiting = _container(pod).get("state", {}).get("waiting") or {}
         created = parse_time(pod.get("metadata", {}).get("creationTimestamp")) or now
         if waiting.get("reason") in PULL_FAILURES and (now - created).total_seconds() >= pull_grace:
-            image = (pod.get("spec") or {}).get("containers", [{}])[0].get("image", "?")
             detail = waiting.get("message") or waiting.get("reason")
-            return Outcome(LOST_CODE, f"image {image} could not be pulled: {detail}", node, None, now)
+            return Outcome(LOST_CODE, f"image {_image(pod)} could not be pulled: {detail}", node, None, now)
     return None
 
 
@@ -189,13 +192,12 @@ def interrupted_outcome(job: dict[str, Any], pod: dict[str, Any], node: dict[str
     taint manager giving up a node that stopped answering, `kubectl drain`, an admin. None where
     the deletion is the job's own end (cancel, wall time, done), which the Job reports itself.
     `job` must be fresh from the API server: a cancel marks the Job before its pod goes."""
-    meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
+    meta = job["metadata"]
     if job_conditions(job) or meta.get("deletionTimestamp") or {ANN_CANCELLED, ANN_STOPPED} & meta.get("annotations", {}).keys():
         return None
     # The Job controller deletes the pods of a Job past its deadline before it marks it Failed (by
     # its clock, which may run ahead of arkd's).
-    begun, deadline = parse_time(status.get("startTime")), spec.get("activeDeadlineSeconds")
-    if begun is not None and deadline is not None and (now - begun).total_seconds() >= deadline - WALLTIME_GRACE_SECONDS:
+    if (deadline := _deadline(job)) is not None and now >= deadline - timedelta(seconds=WALLTIME_GRACE_SECONDS):
         return None
     name = (pod.get("spec") or {}).get("nodeName") or "?"
     if not node_ready(node):
@@ -252,8 +254,7 @@ def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
     if terminated.get("reason") not in (None, "Completed", "Error"):  # the runtime's, e.g. StartError
         detail = ": ".join(filter(None, (terminated.get("reason"), terminated.get("message"))))
         if NO_SHELL.search(detail):
-            image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image", "?")
-            return Outcome(code if code else LOST_CODE, f"image {image} has no /bin/sh, which runs ARC's job script: the "
+            return Outcome(code if code else LOST_CODE, f"image {_image(pod)} has no /bin/sh, which runs ARC's job script: the "
                                                         f"VO's image needs a POSIX shell ({detail})", node, start, end)
         return Outcome(code if code else LOST_CODE, f"job's container ended with code {code}: {detail}", node, start, end)
     return Outcome(code, f"job exited with code {code}" if code else "", node, start, end)
@@ -261,9 +262,17 @@ def _pod_outcome(meta: dict[str, Any], pod: dict[str, Any] | None, node: str,
 
 def _processors(pod: dict[str, Any]) -> int | None:
     """The CPUs the job's container was given (its request, whole CPUs up)."""
-    containers = (pod.get("spec") or {}).get("containers") or [{}]
-    cpu = ((containers[0].get("resources") or {}).get("requests") or {}).get("cpu")
+    cpu = ((_spec_container(pod).get("resources") or {}).get("requests") or {}).get("cpu")
     return math.ceil(cpu_count(cpu)) if cpu else None
+
+
+def _image(pod: dict[str, Any]) -> str:
+    return _spec_container(pod).get("image", "?")
+
+
+def _spec_container(pod: dict[str, Any]) -> dict[str, Any]:
+    """The job's container as the pod asked for it (_container: as it is)."""
+    return ((pod.get("spec") or {}).get("containers") or [{}])[0]
 
 
 def _container(pod: dict[str, Any] | None) -> dict[str, Any]:

@@ -278,8 +278,7 @@ class Bridge:
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return True  # going: its DELETED event settles it
         if ANN_STOPPED in fresh["metadata"].get("annotations", {}):
-            self.kube.delete_job(meta["namespace"], meta["name"])
-            return True
+            return True  # stopped already: the Job's event for that mark brings it to _settle
         node = self.kube.get_node(pod["spec"]["nodeName"])
         outcome = interrupted_outcome(fresh, pod, node, self.now())
         if outcome is None:
