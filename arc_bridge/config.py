@@ -71,6 +71,14 @@ class SessionVolume:
 
 
 @dataclass(frozen=True)
+class ImageCheck:
+    """How arkd reads the site registry to refuse, at submit, an image without /bin/sh."""
+
+    docker_config: Path  # the pull account, as a Docker config.json
+    ca_file: Path  # the CA the registry's certificate is signed by
+
+
+@dataclass(frozen=True)
 class Limits:
     max_count: int
     max_memory_mb: int
@@ -92,6 +100,8 @@ class Config:
     # How long a job's pod stays bound to a node that stopped answering before Kubernetes gives it
     # up (the tolerationSeconds of the not-ready and unreachable taints) and arkd fails the job.
     node_lost_seconds: int
+    # None: no check at submit; an image without a shell then fails its job when the pod starts.
+    image_check: ImageCheck | None
     limits: Limits
     priority_classes: dict[str, int]
     queues: dict[str, Queue]
@@ -175,6 +185,11 @@ def parse_config(raw: Any) -> Config:
                 raise ConfigError(f"vos.{vo.name}.mounts[{i}]: {str(mount)!r} would expose {clash} of the node "
                                   f"to the VO's jobs; mount a directory of its own, like /cvmfs")
 
+    check = r.section("image_check")
+    image_check = None
+    if check.keys():
+        image_check = ImageCheck(docker_config=Path(check.str("docker_config")), ca_file=Path(check.str("ca_file")))
+
     kubeconfig = r.str("kubeconfig", "")
     return Config(
         socket=Path(r.str("socket", "/run/arkd/arkd.sock")),
@@ -185,6 +200,7 @@ def parse_config(raw: Any) -> Config:
         image_rte=r.str("image_rte", "ENV/CONTAINER"),
         image_pull_grace_seconds=r.int("image_pull_grace_seconds", 300, minimum=0),
         node_lost_seconds=r.int("node_lost_seconds", 300, minimum=0),
+        image_check=image_check,
         limits=lim,
         priority_classes=priority_classes,
         queues=queues,

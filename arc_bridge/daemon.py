@@ -8,8 +8,10 @@ import threading
 from pathlib import Path
 
 from .config import load_config
-from .errors import ConfigError
+from .errors import BridgeError, ConfigError
+from .imagecheck import ShellCheck
 from .kube import Kube
+from .registry import Registry
 from .server import SocketServer
 from .service import Bridge
 
@@ -34,7 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"arkd: {e}", file=sys.stderr)
         return 2
 
-    bridge = Bridge(config, Kube(config.kubeconfig))
+    shells = None
+    if config.image_check is not None:
+        try:
+            shells = ShellCheck(Registry.from_files(config.image_check.docker_config, config.image_check.ca_file))
+        except BridgeError as e:
+            print(f"arkd: {e}", file=sys.stderr)
+            return 2
+    bridge = Bridge(config, Kube(config.kubeconfig), shells)
     log.info("listing Jobs and pods, then reconciling with %s", config.controldir)
     bridge.start()
     server = SocketServer(config.socket, bridge)

@@ -27,6 +27,7 @@ from .config import Config
 from .controldir import PAST_LRMS, ControlDir, find_session, prepare_session_files, read_small
 from .errors import JobRejected, NotAllowed
 from .grami import parse_grami
+from .imagecheck import ShellCheck
 from .informer import Informer, Obj
 from .job import GRID_ID, job_from_grami
 from .kube import Kube
@@ -52,8 +53,10 @@ def caller_from_credentials(uid: int, gid: int) -> Caller:
 
 
 class Bridge:
-    def __init__(self, config: Config, kube: Kube):
+    def __init__(self, config: Config, kube: Kube, shells: ShellCheck | None = None):
         self.config, self.kube = config, kube
+        # Whether a job's image has /bin/sh, asked at submit; None: found out when the pod starts.
+        self.shells = shells
         self.controldir = ControlDir(config.controldir)
         self.lock = threading.Lock()
         self.recorded: set[str] = set()  # ARC ids recorded whose Job has not gone yet
@@ -126,6 +129,7 @@ class Bridge:
             raise JobRejected(f"job {job.grid_id} is not known to A-REX (no status in {self.controldir.root})")
         if self.controldir.owner(job.grid_id) != caller.uid:
             raise NotAllowed(f"job {job.grid_id} belongs to another user")
+        self._require_shell(manifest)
         try:
             prepare_session_files(Path(job.session_dir), caller.uid, caller.gid)
         except OSError as e:
@@ -141,6 +145,19 @@ class Bridge:
             log.info("job %s submitted as Job %s/%s for %s", job.grid_id, manifest["metadata"]["namespace"], name,
                      caller.user)
         return name
+
+    def _require_shell(self, manifest: Obj) -> None:
+        """Refuse an image that has no /bin/sh, which runs ARC's job script; an image the check
+        cannot read in time (registry away, image not there yet) goes on to Kubernetes."""
+        if self.shells is None:
+            return
+        container = manifest["spec"]["template"]["spec"]["containers"][0]
+        answer = self.shells.check(container["image"], [m["mountPath"] for m in container.get("volumeMounts", ())])
+        if answer.present is False:
+            raise JobRejected(answer.message)
+        if answer.present is None:
+            log.info("cannot tell at submit whether image %s has /bin/sh (%s); its pod will", answer.image,
+                     answer.detail)
 
     def cancel(self, caller: Caller, grami: str) -> None:
         grid_id = parse_grami(grami.encode()).get("joboption_gridid", "")

@@ -82,6 +82,8 @@ DEBIAN_PACKAGES = (
     # ce: salt/arex/installed.sls, salt/arc_bridge/installed.sls
     "nordugrid-arc-arex", "nordugrid-arc-plugins-arcrest", "nordugrid-arc-arcctl", "nordugrid-arc-plugins-needed",
     "procps", "python3-venv",
+    # ce and worker, with a session volume ARK serves: salt/sessions/served.sls, client.sls
+    "glusterfs-server", "glusterfs-client",
 )
 IMAGES = {"pause": "images/ark-pause-3.2.oci.tar", "vo-base": "images/vo-base.oci.tar"}
 KEY_FILE = "ark-bundle-key.asc"

@@ -79,7 +79,8 @@ SECRET_FILES = {
                       "/etc/ark/kubernetes/vo-objects.yaml"),
     "worker": ("/etc/ark/pki/kubelet.key", "/etc/ark/pki/kubelet-serving.key", "/etc/containerd/config.toml"),
     "registry": ("/etc/ark/pki/registry.key",),
-    "ce": ("/etc/ark/pki/arkd.key", "/etc/ark/pki/arex.key", "/etc/ark/arex/hostkey.pem", "/etc/ark/arkd.kubeconfig"),
+    "ce": ("/etc/ark/pki/arkd.key", "/etc/ark/pki/arex.key", "/etc/ark/arex/hostkey.pem", "/etc/ark/arkd.kubeconfig",
+           "/etc/ark/registry-pull.json"),
 }
 # The cluster-admin credential and what Salt applies with it: on the control-plane host only (the
 # CE keeps arkd's own kubeconfig), so a host without that role must not have them.
@@ -106,6 +107,9 @@ LISTENERS = {
     "registry": {("nginx", "{registry_address}:{registry_port}")},  # the registry itself: a Unix socket
     "ce": {("arched", "{arex_listen}:{arex_port}")},  # A-REX's REST interface, on pillar ark:arex:listen only
 }
+# A CE serving the session volume (pillar ark:bridge:session_volume:type glusterfs): glusterd, and
+# the brick's server on a port glusterd picks.
+SESSION_SERVER_LISTENERS = {("glusterd", "*:24007"), ("glusterfsd", "*:*")}
 # Every host: sshd, which the site admin deploys and checks through.
 HOST_LISTENERS = {("sshd", "0.0.0.0:{ssh_port}"), ("sshd", "[::]:{ssh_port}")}
 CA_CERT = "/etc/ark/pki/ca.crt"
@@ -280,6 +284,9 @@ def expected_listeners(host: SiteHost) -> dict[str, set[Listener]]:
     expected = {HOST: {(process, local.format(**facts)) for process, local in HOST_LISTENERS}}
     for role in host.roles:
         expected[role] = {(process, local.format(**facts)) for process, local in LISTENERS.get(role, ())}
+    sessions = ((host.pillar.get("bridge") or {}).get("session_volume") or {}).get("type")
+    if "ce" in expected and sessions == "glusterfs":
+        expected["ce"] |= SESSION_SERVER_LISTENERS
     return expected
 
 

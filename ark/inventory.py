@@ -46,6 +46,7 @@ DERIVED = {
     ("kubernetes", "node_name"): "each host's name",
     ("kubernetes", "apiserver", "address"): "the control-plane host's address",
     ("registry", "address"): "the registry host's address",
+    ("bridge", "session_volume", "glusterfs", "server"): "the ce host's address",
 }
 
 # Where a piece of pillar `ark` comes from, to name its keys in errors: "site.pillar" (the admin's

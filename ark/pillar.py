@@ -34,6 +34,8 @@ def pillar_tree(inventory: Inventory, ca: CaPem) -> PillarTree:
         "hosts": {h.name: h.address for h in inventory.hosts},
         "kubernetes": {"apiserver": {"address": inventory.host_with("control-plane").address}},
         "registry": {"address": inventory.host_with("registry").address},
+        # Where a session volume ARK serves comes from (salt/sessions): the CE.
+        "bridge": {"session_volume": {"glusterfs": {"server": inventory.host_with("ce").address}}},
         "pki": {"ca": {"cert": ca.cert, "key": ca.key}},
     })
     tree: PillarTree = {

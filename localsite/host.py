@@ -304,6 +304,8 @@ def _nspawn_argv(name: str, root: Path, netns: Netns, cgroup: str, binds: Sequen
         f"--tmpfs={CGROUP_MOUNTS}:mode=755",
         *(f"--bind={own}:{CGROUP_MOUNTS / hierarchy}" for hierarchy, own in _own_cgroup_dirs(cgroup).items()),
         "--bind=/dev/kmsg",
+        # FUSE, as a real host has it: the GlusterFS client mounts the shared session directory.
+        "--bind=/dev/fuse",
         *(f"--bind={bind}" for bind in binds),
     ]
 

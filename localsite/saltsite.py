@@ -62,7 +62,9 @@ class HostPlan:
     number: int  # netns ark-host-NUMBER, address 10.213.LAN.NUMBER
     roles: tuple[str, ...]
     pod_cidr: str | None = None  # a worker's own pod range (default: the example site's)
-    shares_sessiondir: bool = False  # binds the site's one session directory (CE and workers)
+    # Binds the machine's one session directory into the host: stands in for a file system the
+    # admin mounts on the CE and every worker herself (session_volume hostPath).
+    shares_sessiondir: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,9 +99,9 @@ ALL_IN_ONE = SitePlan("all-in-one", Lan(21), (HostPlan("ark-aio", 2, ROLES),))
 SPLIT = SitePlan("split", Lan(30), (
     HostPlan("ark-cp", 31, ("control-plane",)),
     HostPlan("ark-registry", 35, ("registry",)),
-    HostPlan("ark-ce", 32, ("ce",), shares_sessiondir=True),
-    HostPlan("ark-wn1", 33, ("worker",), pod_cidr="10.214.1.0/24", shares_sessiondir=True),
-    HostPlan("ark-wn2", 34, ("worker",), pod_cidr="10.214.2.0/24", shares_sessiondir=True),
+    HostPlan("ark-ce", 32, ("ce",)),
+    HostPlan("ark-wn1", 33, ("worker",), pod_cidr="10.214.1.0/24"),
+    HostPlan("ark-wn2", 34, ("worker",), pod_cidr="10.214.2.0/24"),
 ))
 SITES = {plan.name: plan for plan in (ALL_IN_ONE, SPLIT)}
 

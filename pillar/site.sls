@@ -259,10 +259,26 @@ ark:
     kubernetes_user: arkd
     # The RTE through which a job names its image: (runtimeenvironment="ENV/CONTAINER" "tools:2").
     image_rte: ENV/CONTAINER
-    # How pods see session directories: hostPath (the node's own path; CE and nodes share the
-    # filesystem) or {type: persistentVolumeClaim, claim_name: NAME} (a claim in every VO namespace).
+    # How pods see A-REX's session directory (arex:sessiondir). One of:
+    # - hostPath: the path on the pod's node. A site of one host, or one whose CE and workers all
+    #   mount one shared file system there themselves (NFS from /etc/fstab, say).
+    # - persistentVolumeClaim: the claim `claim_name`, which the admin makes in every VO namespace
+    #   (CephFS, NFS through a CSI driver ...); the CE mounts the same file system at sessiondir.
+    # - glusterfs: ARK shares it (salt/sessions). The CE serves a GlusterFS volume from `brick`
+    #   and mounts it at sessiondir; the control plane makes the claim `claim_name` in each VO
+    #   namespace; each worker's kubelet mounts the volume for the job's pod. Only hosts with the
+    #   site's sessions certificate (the CE and the workers, /etc/ark/pki/sessions.crt) may mount
+    #   it: its traffic is TLS with that certificate. Ports on the CE: 24007 (glusterd) and one from 49152 (the brick).
     session_volume:
       type: hostPath
+      claim_name: ark-sessions
+      glusterfs:
+        volume: ark-sessions
+        # Where the CE keeps the files: a directory of its own, outside sessiondir.
+        brick: /srv/ark/sessions
+        # The CE's address, which workers mount from; ark init sets it from the inventory, and a
+        # CE defaults to its own node_ip.
+        server: ""
     # Seconds a pod may fail to pull its image before its job fails. The kubelet retries a failed
     # pull after 10 s, 20 s, 40 s ... up to 300 s: 300 rides out a registry restart of a few minutes
     # (bench/faults) at the cost of an image missing from the registry being reported that late.

@@ -14,6 +14,9 @@ base:
 {%- if 'worker' in roles %}
     - kubernetes.node
 {%- endif %}
+{%- if 'worker' in roles or 'ce' in roles %}
+    - sessions
+{%- endif %}
 {%- if 'registry' in roles %}
     - registry
 {%- endif %}

@@ -1,4 +1,12 @@
 {%- from "ark/map.jinja" import ark with context %}
+{%- from "kubernetes/map.jinja" import k8s with context %}
+{%- set pull_config = '/etc/ark/registry-pull.json' %}
+{%- set config = ark.bridge_config %}
+{%- if 'ce' in ark.roles %}
+{#-   On the CE, arkd reads each new image once with the pull account to refuse at submit one
+      without /bin/sh. #}
+{%-   set config = dict(config, image_check={'docker_config': pull_config, 'ca_file': k8s.ca_cert}) %}
+{%- endif %}
 
 {#- arkd's configuration on the CE; on the control plane, what `arc-bridge manifests` renders the
     cluster's objects from (arc_bridge.deployed). #}
@@ -10,7 +18,7 @@ include:
 arc-bridge-config-managed:
   file.managed:
     - name: /etc/ark/bridge.yaml
-    - contents: {{ ("# Managed by Salt from pillar ark (salt/ark/map.jinja: bridge_config).\n" ~ (ark.bridge_config | yaml(False))) | json }}
+    - contents: {{ ("# Managed by Salt from pillar ark (salt/ark/map.jinja: bridge_config).\n" ~ (config | yaml(False))) | json }}
     - user: root
     - group: root
     - mode: "0644"
@@ -18,6 +26,22 @@ arc-bridge-config-managed:
     - check_cmd: {{ ark.bridge.venv }}/bin/arc-bridge manifests --config
     - require:
       - cmd: arc-bridge-package-installed
+
+{%- if 'ce' in ark.roles %}
+
+# The registry pull password: root only (arkd is root).
+arc-bridge-registry-pull-managed:
+  file.managed:
+    - name: {{ pull_config }}
+    - contents: {{ ark.registry_pull_config | json | json }}
+    - user: root
+    - group: root
+    - mode: "0600"
+    - makedirs: True
+    - show_changes: False
+    - require_in:
+      - file: arc-bridge-config-managed
+{%- endif %}
 
 {%- if 'control-plane' not in ark.roles %}
 

@@ -1,10 +1,7 @@
 {%- from "ark/map.jinja" import ark with context %}
 {%- set kubectl = 'kubectl --kubeconfig ' ~ ark.kubernetes.admin_kubeconfig %}
 {%- set manifests = ark.bridge.venv ~ '/bin/arc-bridge manifests --config /etc/ark/bridge.yaml --user ' ~ ark.bridge.kubernetes_user %}
-{%- set pull = ark.registry.pull_user %}
-{%- set docker_config = {'auths': {ark.registry_url: {
-      'username': pull.name, 'password': pull.password,
-      'auth': (pull.name ~ ':' ~ pull.password) | base64_encode}}} %}
+{%- set sessions = ark.bridge.session_volume %}
 {%- set objects = [] %}
 {%- for name, vo in ark.vos | dictsort %}
 {%-   set hard = {} %}
@@ -25,11 +22,33 @@
          'spec': {'limits': [limit]}},
         {'apiVersion': 'v1', 'kind': 'Secret', 'type': 'kubernetes.io/dockerconfigjson',
          'metadata': {'name': 'ark-registry-pull', 'namespace': vo.namespace},
-         'data': {'.dockerconfigjson': docker_config | json | base64_encode}},
+         'data': {'.dockerconfigjson': ark.registry_pull_config | json | base64_encode}},
         {'apiVersion': 'v1', 'kind': 'ServiceAccount',
          'metadata': {'name': 'default', 'namespace': vo.namespace},
          'imagePullSecrets': [{'name': 'ark-registry-pull'}]},
       ]) %}
+{#-   The session volume ARK serves (salt/sessions): in each VO namespace the claim pods mount,
+      bound to a volume of its own (a claim binds one volume) that names the same GlusterFS
+      volume, and the CE's address as the Endpoints the in-tree glusterfs plugin mounts from. The
+      size is nominal: GlusterFS enforces none. #}
+{%-   if sessions.type == 'glusterfs' %}
+{%-     set meta = {'name': sessions.claim_name, 'namespace': vo.namespace} %}
+{%-     set storage = {'storage': '1Ti'} %}
+{%-     do objects.extend([
+          {'apiVersion': 'v1', 'kind': 'Service', 'metadata': meta,
+           'spec': {'ports': [{'port': 24007, 'protocol': 'TCP'}]}},
+          {'apiVersion': 'v1', 'kind': 'Endpoints', 'metadata': meta,
+           'subsets': [{'addresses': [{'ip': sessions.glusterfs.server}], 'ports': [{'port': 24007, 'protocol': 'TCP'}]}]},
+          {'apiVersion': 'v1', 'kind': 'PersistentVolume',
+           'metadata': {'name': sessions.claim_name ~ '-' ~ vo.namespace},
+           'spec': {'capacity': storage, 'accessModes': ['ReadWriteMany'], 'storageClassName': '',
+                    'persistentVolumeReclaimPolicy': 'Retain', 'claimRef': meta,
+                    'glusterfs': {'endpoints': sessions.claim_name, 'path': sessions.glusterfs.volume}}},
+          {'apiVersion': 'v1', 'kind': 'PersistentVolumeClaim', 'metadata': meta,
+           'spec': {'accessModes': ['ReadWriteMany'], 'storageClassName': '', 'resources': {'requests': storage},
+                    'volumeName': sessions.claim_name ~ '-' ~ vo.namespace}},
+        ]) %}
+{%-   endif %}
 {%- endfor %}
 
 {#- On the control plane, the one host with the cluster-admin kubeconfig: the CE keeps only arkd's

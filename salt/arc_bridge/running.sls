@@ -68,6 +68,7 @@ arkd-service-running:
       - file: ark-arex-sessiondir-present
     - watch:
       - file: arc-bridge-config-managed
+      - file: arc-bridge-registry-pull-managed
       - file: arkd-unit-managed
       - cmd: arc-bridge-package-installed
       - file: ark-kubeconfig-arkd

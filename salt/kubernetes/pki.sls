@@ -242,6 +242,12 @@ ark-pki-sa-pub:
 {%-   endif %}
 {%- endif %}
 
+{%- from "sessions/map.jinja" import sessions with context %}
+{%- if sessions.enabled and roles | select('in', ['ce', 'worker']) | list %}
+{#- The CE serves the session volume with it, and it and every worker mount the volume with it. #}
+{{ leaf('sessions', sessions.cert, sessions.key, {'CN': sessions.cn}, 'serverAuth, clientAuth') }}
+{%- endif %}
+
 {%- if 'registry' in roles %}
 {{ leaf('registry', ark.registry.tls.cert, ark.registry.tls.key,
         {'CN': ark.registry.address}, 'serverAuth', [san(ark.registry.address)]) }}

@@ -93,6 +93,16 @@ def test_an_image_outside_the_vo_allowlist_is_refused_at_submit(arc, tmp_path):
             "(allowed: base:1, tools:2, missing:1, noshell:1)") in arc.job_log(job)
 
 
+def test_an_image_without_a_shell_is_refused_at_submit(arc, tmp_path):
+    """The grid user learns at submit, from arcstat and A-REX's log of her job, that the image she
+    chose cannot run ARC's job script."""
+    job = arc.submit(xrsl(executable='"/bin/true"', runtimeenvironment='"ENV/CONTAINER" "noshell:1"',
+                          jobname='"noshell"'), cwd=tmp_path)
+    assert arc.wait(job, states={"Failed"}, timeout=240) == "Failed"
+    assert arc.details(job)["Job Error"] == "Job submission to LRMS failed"
+    assert "has no /bin/sh, which runs ARC's job script: the VO's image needs a POSIX shell" in arc.job_log(job)
+
+
 def controldir_diag(grid_site, job: str) -> list[str]:
     """The job's .diag as A-REX took it into its control directory, where its accounting reads it."""
     grid_id = job.rstrip("/").rsplit("/", 1)[-1]

@@ -121,14 +121,22 @@ def test_an_image_that_cannot_be_pulled_fails_after_the_grace_period(site):
     assert done.startswith(f"-1 image {site.registry}/vo-alpha/missing:1 could not be pulled")
 
 
-def test_an_image_without_a_shell_fails_naming_the_image(site):
-    """ARC's job script runs with /bin/sh, as with ARC's fork backend; an image that has none (a
-    distroless one) ends the job with a message that says so, not a runtime error alone."""
+def test_an_image_without_a_shell_is_refused_at_submit_naming_the_image(site):
+    """ARC's job script runs with /bin/sh, as with ARC's fork backend. arkd reads the image from
+    the site registry at submit, and an image that has none (a distroless one, or noshell:1 whose
+    last layer whites out /usr/bin/dash behind the merged-/usr /bin link) is refused with one line
+    that says so, and nothing is created."""
+    before = site.k8s_jobs()
     job = site.new_job("ark-alice", "true\n", runtime_0="ENV/CONTAINER", runtime_0_1="noshell:1")
-    assert site.submit(job).returncode == 0
-    done = site.wait_done(job, timeout=90)
+    result = site.submit(job)
     image = f"{site.registry}/vo-alpha/noshell:1"
-    assert done.startswith(f"128 image {image} has no /bin/sh, which runs ARC's job script"), done
+    assert result.returncode == 1, result.stdout
+    assert result.stdout.strip() == (f"image {image} has no /bin/sh, which runs ARC's job script: the VO's image "
+                                     "needs a POSIX shell (/bin/sh leads to /usr/bin/sh: no such file or directory)")
+    assert site.k8s_jobs() == before
+    # The answer is kept by image digest: the next submit of it is refused the same way.
+    assert site.submit(site.new_job("ark-alice", "true\n", runtime_0="ENV/CONTAINER",
+                                    runtime_0_1="noshell:1")).returncode == 1
 
 
 def test_an_image_outside_the_vo_allowlist_is_refused_and_nothing_is_created(site):

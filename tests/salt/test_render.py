@@ -25,9 +25,11 @@ ROLE_FORMULAS = {
     # The cluster's objects for arkd are applied with the cluster-admin credential, which only the
     # control plane holds.
     "control-plane": ["kubernetes.control_plane", "arc_bridge.deployed"],
-    "worker": ["kubernetes.node"],
+    # The shared session directory, when ARK serves it: the CE serves and mounts it before A-REX
+    # starts; the workers' kubelets mount it.
+    "worker": ["kubernetes.node", "sessions"],
     "registry": ["registry"],
-    "ce": ["arex", "arc_bridge"],
+    "ce": ["sessions", "arex", "arc_bridge"],
 }
 ALL_ROLES = list(ROLE_FORMULAS)
 # The example site's checksums are each site's own; the render needs some of the right shape.
@@ -42,7 +44,13 @@ SITES = {
     "two-vos": (BASE + ("two_vos",), ALL_ROLES),
     "upstream-release": (BASE + ("upstream_release",), ALL_ROLES),
     "apt-repository": (BASE + ("apt_repository",), ALL_ROLES),
+    "glusterfs-sessions": (BASE + ("glusterfs_sessions",), ALL_ROLES),
+    "glusterfs-sessions-worker": (BASE + ("site_ca", "role_worker", "glusterfs_sessions"), ["worker"]),
 }
+# Formulas with states only on a site whose pillar asks for them (by the overlay named).
+ONLY_WITH = {"sessions": "glusterfs_sessions"}
+# The site whose states install every package ark bundle carries.
+EVERY_PACKAGE_SITE = "glusterfs-sessions"
 # test pillar: the pillar key its message must name
 BAD_PILLARS = {
     "bad_missing_default_image": "vos:alpha:default_image",
@@ -73,6 +81,10 @@ BAD_PILLARS = {
     "bad_ca_encrypted": "pki:ca:key",
     # a worker that is told where everything is but the API server
     "bad_worker_without_apiserver": "kubernetes:apiserver:address",
+    "bad_session_volume_type": "bridge:session_volume:type",
+    "bad_glusterfs_brick_in_sessiondir": "bridge:session_volume:glusterfs:brick",
+    # a control plane told to make the session claims, but not where the CE is
+    "bad_glusterfs_without_server": "bridge:session_volume:glusterfs:server",
 }
 HIGHSTATE_BAD = "bad_queue_unknown_vo"
 NGINX_TEMPLATE = "salt://registry/files/nginx-registry.conf.jinja"
@@ -80,7 +92,8 @@ NGINX_TEMPLATE = "salt://registry/files/nginx-registry.conf.jinja"
 
 def formulas(roles: list[str]) -> list[str]:
     """What top.sls must give a host with these roles, in order."""
-    return ["ark"] + [f for role in ALL_ROLES if role in roles for f in ROLE_FORMULAS[role]]
+    listed = [f for role in ALL_ROLES if role in roles for f in ROLE_FORMULAS[role]]
+    return ["ark"] + list(dict.fromkeys(listed))
 
 
 def state_files(formula: str) -> list[str]:
@@ -154,7 +167,12 @@ def test_state_files_render(runs, site, formula):
     assert not mine, "\n\n".join(str(e)[:3000] for e in mine)
     if not run.rendered:
         pytest.skip("other files of this site failed to render, so Salt returned no states to check")
-    assert {state["__sls__"] for state in run.result.values()} & set(files)
+    rendered = {state["__sls__"] for state in run.result.values()} & set(files)
+    overlays = SITES[site][0]
+    if formula in ONLY_WITH and ONLY_WITH[formula] not in overlays:
+        assert not rendered, f"{formula} has states on a site without {ONLY_WITH[formula]}"
+    else:
+        assert rendered
 
 
 REQUISITES = ("require", "watch", "onchanges", "onfail", "prereq", "listen", "use",
@@ -421,5 +439,5 @@ def test_bundle_holds_every_package_the_states_install(runs, site):
         pytest.skip("the site did not render (see test_site_renders)")
     installed = installed_packages(run.result)
     assert installed <= set(DEBIAN_PACKAGES), installed - set(DEBIAN_PACKAGES)
-    if site == "all-in-one":
+    if site == EVERY_PACKAGE_SITE:
         assert installed == set(DEBIAN_PACKAGES), "a package ark bundle carries that no state installs"

@@ -7,7 +7,8 @@ the expectations), run over SSH as the site admin runs them:
 - all-in-one: one host with every role, which makes its own CA (the site the integration and
   end-to-end tests share, tests/conftest.py);
 - split: every role on hosts of its own (control plane, registry, CE, two workers), sharing the
-  site CA from pillar, and the CE and the workers sharing the session directory.
+  site CA from pillar; the session directory is the GlusterFS volume the CE serves and the
+  workers' kubelets mount (pillar bridge:session_volume glusterfs, salt/sessions).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from ark import check, cli
 from ark.inventory import load_inventory
 from ark.saltresult import changed_labels, failure, summarize
 from localsite.host import Host
-from localsite.saltsite import (ALL_IN_ONE, SITES, SPLIT, HostPlan, SaltSite, example_pillar, grid_client, push_site_images,
-                                running_salt_site)
+from localsite.saltsite import (ALL_IN_ONE, SESSIONDIR, SITES, SPLIT, HostPlan, SaltSite, example_pillar, grid_client,
+                                push_site_images, running_salt_site)
 
 pytestmark = [
     pytest.mark.host,
@@ -38,8 +39,10 @@ pytestmark = [
 
 SALT_DIR = Path(__file__).resolve().parents[2] / "salt"
 # The split site gives up a worker that stopped answering within a minute (the defaults take
-# more than five), so the node-failure test can wait for it.
-SPLIT_PILLAR = {"kubernetes": {"node_monitor_grace_seconds": 30}, "bridge": {"node_lost_seconds": 15}}
+# more than five), so the node-failure test can wait for it; and its session directory is the
+# GlusterFS volume the CE serves.
+SPLIT_PILLAR = {"kubernetes": {"node_monitor_grace_seconds": 30},
+                "bridge": {"node_lost_seconds": 15, "session_volume": {"type": "glusterfs"}}}
 ADMIN_KUBECTL = ("kubectl", "--kubeconfig=/etc/ark/admin.kubeconfig")
 
 
@@ -304,6 +307,11 @@ def job_pods(site: SaltSite, grid_id: str) -> list[str]:
     return out.stdout.split()
 
 
+def session_file(site: SaltSite, grid_id: str, name: str) -> str:
+    """A file of the job's session directory, as the CE sees it."""
+    return site.with_role("ce").run("cat", f"{SESSIONDIR}/{grid_id}/{name}", check=True).stdout
+
+
 def wait_until_gone(site: SaltSite, grid_id: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while (left := job_pods(site, grid_id)) and time.monotonic() < deadline:
@@ -333,7 +341,7 @@ def test_a_job_on_a_worker_that_dies_fails_naming_it_and_never_runs_twice(site, 
                                                 f"node/{node}", timeout=150)
     assert ready.returncode == 0, ready.stderr
     wait_until_gone(site, grid_id)
-    assert (site.workdir / "sessiondir" / grid_id / "runs").read_text() == "ran\n"
+    assert session_file(site, grid_id, "runs") == "ran\n"
 
 
 def test_draining_a_worker_stops_its_job_saying_so(site, tmp_path):
@@ -352,11 +360,50 @@ def test_draining_a_worker_stops_its_job_saying_so(site, tmp_path):
     finally:
         admin.run(*ADMIN_KUBECTL, "uncordon", node, check=True)
     wait_until_gone(site, grid_id)
-    assert (site.workdir / "sessiondir" / grid_id / "runs").read_text() == "ran\n"
+    assert session_file(site, grid_id, "runs") == "ran\n"
+
+
+def test_the_session_directory_is_the_glusterfs_volume_the_ce_serves(site, tmp_path):
+    """The CE mounts the volume it serves at the session directory; the kubelet of the worker
+    running a job mounts the same volume for the pod, through the claim in the VO's namespace; a
+    file the CE puts into the session reaches the running job, and what the job writes comes back
+    to the CE and to arcget. A host without the site's sessions certificate cannot mount it."""
+    split_site_only(site)
+    ce = site.with_role("ce")
+    volume = f"{site.plan.address(ce.name)}:/ark-sessions"
+    mounted = ce.run("findmnt", "--noheadings", "--output", "FSTYPE,SOURCE", SESSIONDIR, check=True)
+    assert mounted.stdout.split() == ["fuse.glusterfs", volume]
+
+    client = grid_client(site, tmp_path / "client")
+    job, grid_id, node = running_grid_job(site, client, "shared-session", tmp_path)
+    # The kubelet's mount of the volume (the claim's PersistentVolume), and the pod's subPath
+    # mounts of it: the session directory, its .diag and .comment.
+    kubelet_mounts = [line.split() for line in site.hosts[node].run(
+        "findmnt", "--noheadings", "--list", "--types", "fuse.glusterfs", "--output", "SOURCE,TARGET",
+        check=True).stdout.splitlines()]
+    plugin = [source for source, target in kubelet_mounts
+              if target.endswith("/volumes/kubernetes.io~glusterfs/ark-sessions-ark-alpha")]
+    assert plugin == [volume.replace(":/", ":")], kubelet_mounts
+    assert len([target for _, target in kubelet_mounts if "/volume-subpaths/ark-sessions-ark-alpha/" in target]) == 3
+    assert session_file(site, grid_id, "runs") == "ran\n"  # written on the worker, read on the CE
+    ce.run("touch", f"{SESSIONDIR}/{grid_id}/release", check=True)  # and the other way
+    assert client.wait(job, timeout=120) == "Finished"
+    assert (client.get(job, tmp_path / "results") / "runs").read_text() == "ran\n"
+
+    # The registry host has no business with sessions. With the client installed and its own
+    # certificate of the site CA where the volume's clients keep theirs, the volume still refuses it.
+    outsider = site.with_role("registry")
+    outsider.run("sh", "-c", "apt-get install -y -q glusterfs-client >/dev/null && mkdir -p /mnt/sessions && "
+                 "cp /etc/ark/pki/registry.crt /etc/ark/pki/sessions.crt && "
+                 "cp /etc/ark/pki/registry.key /etc/ark/pki/sessions.key", check=True, timeout=300)
+    refused = outsider.run("timeout", "60", "mount", "-t", "glusterfs", volume, "/mnt/sessions", timeout=90)
+    assert refused.returncode != 0, refused.stdout
+    log_file = outsider.run("cat", "/var/log/glusterfs/mnt-sessions.log", check=True).stdout
+    assert "remote-error=Authentication failed" in log_file
 
 
 # A worker the split site's admin adds later: the next host number and pod range of the plan's.
-NEW_WORKER = HostPlan("ark-wn3", 36, ("worker",), pod_cidr="10.214.3.0/24", shares_sessiondir=True)
+NEW_WORKER = HostPlan("ark-wn3", 36, ("worker",), pod_cidr="10.214.3.0/24")
 
 
 def test_adding_a_worker_changes_only_it_and_leaves_running_jobs_alone(site, tmp_path):
@@ -389,6 +436,6 @@ def test_adding_a_worker_changes_only_it_and_leaves_running_jobs_alone(site, tmp
     assert ready.returncode == 0, ready.stderr
 
     grid_id = job.rstrip("/").rsplit("/", 1)[-1]
-    (site.workdir / "sessiondir" / grid_id / "release").touch()
+    site.with_role("ce").run("touch", f"{SESSIONDIR}/{grid_id}/release", check=True)
     assert client.wait(job, timeout=240) == "Finished"
     assert (client.get(job, tmp_path / "results") / "out.txt").read_text() == "survived\n"

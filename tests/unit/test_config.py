@@ -14,6 +14,12 @@ def test_the_example_configuration_is_complete_and_valid():
     assert config.queues["default"].vos == ("alpha", "beta")
     assert config.vo_of_user("bob").name == "beta"
     assert config.vo_of_user("mallory") is None
+    assert str(config.image_check.docker_config) == "/etc/ark/registry-pull.json"
+
+
+def test_without_image_check_images_are_not_read_at_submit(raw_config):
+    del raw_config["image_check"]
+    assert parse_config(raw_config).image_check is None
 
 
 @pytest.mark.parametrize(
@@ -41,6 +47,7 @@ def test_the_example_configuration_is_complete_and_valid():
         (lambda c: c["vos"]["alpha"].update(mounts=["/"]), "vos.alpha.mounts[0]: '/' is not a normalised absolute path"),
         (lambda c: c["vos"]["alpha"].update(mounts=["/cvmfs/../etc"]), "is not a normalised absolute path"),
         (lambda c: c["vos"]["alpha"].update(mounts="/cvmfs"), "vos.alpha.mounts: expected a list"),
+        (lambda c: c["image_check"].pop("ca_file"), "image_check.ca_file: required key is missing"),
     ],
 )
 def test_bad_values_name_their_key(raw_config, change, message):

@@ -90,6 +90,7 @@ def test_example_inventory_gives_the_split_site(tmp_path, example):
                              "ark-ce": "10.0.0.13", "ark-wn1": "10.0.0.21", "ark-wn2": "10.0.0.22"}
     assert site["kubernetes"]["apiserver"] == {"address": "10.0.0.11"}
     assert site["registry"]["address"] == "10.0.0.12"
+    assert site["bridge"]["session_volume"]["glusterfs"] == {"server": "10.0.0.13"}
     assert site["pki"] == {"ca": {"cert": "CERT\n", "key": "KEY\n"}}
     assert site["vos"] == example["site"]["settings"]["vos"]
     assert not {"roles", "node_ip"} & set(site) and "node_name" not in site["kubernetes"]

@@ -1,0 +1,4 @@
+ark:
+  bridge:
+    session_volume:
+      type: nfs
