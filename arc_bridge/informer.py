@@ -17,6 +17,19 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
+def slim(obj: Obj) -> Obj:
+    """The object without what arkd never reads and a cache of 10,000 jobs would hold: the
+    server's field-ownership records, and the containers' command and arguments (ARC's job script,
+    up to 128 KiB a job, in the Job's template and again in its pod). In place; returns it."""
+    obj.get("metadata", {}).pop("managedFields", None)
+    spec = obj.get("spec") or {}
+    pod_spec = (spec.get("template") or {}).get("spec") or spec
+    for container in pod_spec.get("containers") or ():
+        container.pop("command", None)
+        container.pop("args", None)
+    return obj
+
+
 def key_of(obj: Obj) -> str:
     meta = obj["metadata"]
     return f"{meta['namespace']}/{meta['name']}"
@@ -51,6 +64,7 @@ class Informer:
             return list(self._by_index.get(index_key, {}).values())
 
     def _put(self, obj: Obj) -> None:
+        slim(obj)
         key = key_of(obj)
         self._drop(key)
         self.cache[key] = obj

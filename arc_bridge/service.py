@@ -20,7 +20,7 @@ import logging
 import pwd
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .config import Config
@@ -152,7 +152,13 @@ class Bridge:
         if self.shells is None:
             return
         container = manifest["spec"]["template"]["spec"]["containers"][0]
-        answer = self.shells.check(container["image"], [m["mountPath"] for m in container.get("volumeMounts", ())])
+        # The session root stands for the job's own session mounts below it, so the answer is
+        # kept per image (and VO mounts), not per job.
+        roots = [PurePosixPath(r) for r in self.config.session_roots]
+        mounts = {str(root) for root in roots}
+        mounts.update(m["mountPath"] for m in container.get("volumeMounts", ())
+                      if not any(root in PurePosixPath(m["mountPath"]).parents for root in roots))
+        answer = self.shells.check(container["image"], sorted(mounts))
         if answer.present is False:
             raise JobRejected(answer.message)
         if answer.present is None:
@@ -187,7 +193,10 @@ class Bridge:
         if caller.uid != 0:
             raise NotAllowed("only root (the infoprovider, site admins) may read the site summary")
         quotas = {vo.name: self.kube.get_quota(vo.namespace) for vo in self.config.vos.values()}
-        return summarise(self.config, self.kube.nodes(), self.jobs.items(), self.pods.items(), quotas)
+        summary = summarise(self.config, self.kube.nodes(), self.jobs.items(), self.pods.items(), quotas)
+        # arkd itself, for admins and bench/scale: what it tracks and what it has asked of the API.
+        summary["arkd"] = {"tracked_jobs": len(self.jobs.items()), "api_requests": self.kube.requests}
+        return summary
 
     # --- recording ------------------------------------------------------------------------
 

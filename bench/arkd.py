@@ -95,8 +95,8 @@ class Bench:
 
     # --- acting as A-REX and as the mapped user ---------------------------------------------
 
-    def new_job(self, queue: str, script: str = "true\n") -> GridJob:
-        job = self.ce.new_job(USER, script, queue=queue, arg_0="/bin/true", memory="32", walltime="300",
+    def new_job(self, queue: str, script: str = "true\n", walltime: int = 300) -> GridJob:
+        job = self.ce.new_job(USER, script, queue=queue, arg_0="/bin/true", memory="32", walltime=str(walltime),
                               controldir=self.controldir)
         session = self.ce.inside(job.session)
         with job.grami.open("a") as grami:  # what A-REX writes that needs the id

@@ -35,6 +35,7 @@ class MemoryKube:
 
     def __init__(self):
         self.jobs = {}
+        self.requests = 0  # what info reports of arkd's API requests
 
     def create_job(self, manifest):
         key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
