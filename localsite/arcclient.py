@@ -75,17 +75,20 @@ class ArcClient:
             raise ArcClientError(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}")
         return proc.stdout
 
-    def arc(self, command: str, *args: str, cwd: Path | None = None) -> str:
+    def arc(self, command: str, *args: str, cwd: Path | None = None, timeout: float = 300) -> str:
         """An ARC client command with this client's configuration and job list."""
-        return self.run(command, "-z", str(self.conffile), "-j", str(self.joblist), *args, cwd=cwd)
+        return self.run(command, "-z", str(self.conffile), "-j", str(self.joblist), *args, cwd=cwd, timeout=timeout)
 
     def submit(self, xrsl: str, cwd: Path) -> str:
         """Submit an xRSL job (relative input files resolve against `cwd`); return its URL."""
-        out = self.arc("arcsub", "-C", self.endpoint, "-T", "arcrest", "-e", xrsl, cwd=cwd)
-        match = re.search(r"Job submitted with jobid:\s*(\S+)", out)
-        if not match:
-            raise ArcClientError(f"arcsub printed no job id:\n{out}")
-        return match.group(1)
+        (url,) = submitted(self.arc("arcsub", "-C", self.endpoint, "-T", "arcrest", "-e", xrsl, cwd=cwd), 1)
+        return url
+
+    def submit_file(self, path: Path, count: int, cwd: Path, timeout: float = 300) -> list[str]:
+        """Submit the `count` jobs of an xRSL file (several as `+(&...)(&...)`) in one arcsub;
+        their URLs, in the file's order."""
+        out = self.arc("arcsub", "-C", self.endpoint, "-T", "arcrest", str(path), cwd=cwd, timeout=timeout)
+        return submitted(out, count)
 
     def info(self, long: bool = False, timeout: float = 300) -> str:
         """`arcinfo` (with -l, everything) of this client's CE."""
@@ -141,3 +144,11 @@ class ArcClient:
     def job_log(self, job_url: str) -> str:
         """A-REX's log of the job (`arccat -l`): the submit script's errors among them."""
         return self.arc("arccat", "-l", job_url)
+
+
+def submitted(arcsub_output: str, count: int) -> list[str]:
+    """The job URLs arcsub printed; ArcClientError unless there are `count`."""
+    urls = re.findall(r"Job submitted with jobid:\s*(\S+)", arcsub_output)
+    if len(urls) != count:
+        raise ArcClientError(f"arcsub submitted {len(urls)} of {count} jobs:\n{arcsub_output[-3000:]}")
+    return urls

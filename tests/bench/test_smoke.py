@@ -29,3 +29,18 @@ def test_bench_scale_smoke_prints_every_figure_and_loses_nothing():
                  "resync_s_100", "record_50_s"):
         assert float(found[name]) > 0 or name.startswith("idle_"), (name, found[name])
     assert (found["lost"], found["duplicated"]) == ("0", "0")
+
+
+def test_bench_peers_smoke_measures_every_backend_and_plots_them(tmp_path):
+    found = figures(["bench.peers", "--smoke", "--out", str(tmp_path)], timeout=1800)
+    for backend in ("kubernetes", "fork", "slurm"):
+        for figure in ("turnaround_p50_s", "turnaround_p90_s", "burst_makespan_s", "submit_script_p50_ms",
+                       "to_inlrms_p50_s", "in_lrms_p50_s", "to_finished_p50_s", "arcsub_p50_s"):
+            # Every job sleeps 1 s in the backend: a turnaround or makespan under that was not measured.
+            assert float(found[f"{figure}_{backend}"]) > 0, (figure, backend, found)
+        assert float(found[f"turnaround_p50_s_{backend}"]) > 1.0
+        assert float(found[f"burst_makespan_s_{backend}"]) > 1.0
+    for name in ("ratio_p50_vs_fork", "ratio_p50_vs_slurm", "ratio_burst_vs_best_peer", "ratio_submit_script_vs_fork"):
+        assert 0 < float(found[name]) < float("inf"), (name, found[name])
+    assert (tmp_path / "figures.txt").read_text().splitlines() == [f"{k}={v}" for k, v in found.items()]
+    assert (tmp_path / "turnaround.png").read_bytes().startswith(b"\x89PNG")
