@@ -2,7 +2,8 @@
 
 The answer is the image's own file tree (registry.py reads it, imagefs.py models it), cached by
 manifest digest, and a tag's digest for `tag_ttl` seconds, so a submit costs at most one small
-manifest request. The check must never be why a good job is refused: whatever it cannot find
+manifest request. The trees of layer chains read so far are kept too (up to `tree_nodes` nodes in
+all), so images built on the same base, a VO's usual case, read the base's layers once. The check must never be why a good job is refused: whatever it cannot find
 out (registry away, image too big or strange, time budget spent) is "unknown", and the caller
 lets the job through.
 """
@@ -58,11 +59,13 @@ class ShellCheck:
     one timeout, not one per submit."""
 
     def __init__(self, registry: Registry, *, wait: float = 5.0, scan_budget: float = 60.0, tag_ttl: float = 60.0,
-                 failure_ttl: float = 60.0, max_scans: int = 2, cache_size: int = 1024,
+                 failure_ttl: float = 60.0, max_scans: int = 2, cache_size: int = 1024, tree_nodes: int = 500_000,
                  clock: Callable[[], float] = time.monotonic, **limits: int) -> None:
         self.registry = registry
         self.wait, self.scan_budget, self.tag_ttl, self.failure_ttl = wait, scan_budget, tag_ttl, failure_ttl
         self.max_scans, self.cache_size, self.clock, self.limits = max_scans, cache_size, clock, limits
+        self.tree_nodes = tree_nodes
+        self._trees: OrderedDict[tuple[str, ...], FileTree] = OrderedDict()  # layer digests -> their tree
         self._lock = threading.Lock()
         self._tags: OrderedDict[str, tuple[float, str]] = OrderedDict()  # image -> (until, digest)
         self._answers: OrderedDict[tuple[str, tuple[str, ...]], ShellAnswer] = OrderedDict()
@@ -138,15 +141,38 @@ class ShellCheck:
         manifest = self.registry.platform_manifest(ref, fetched) if fetched else self.registry.manifest(ref)
         for layer in manifest.layers:
             _check_layer_type(layer)
-        tree = FileTree(**self.limits)
-        for layer in manifest.layers:
-            with self.registry.open_blob(ref, layer, deadline) as blob:
+        chain = tuple(layer.digest for layer in manifest.layers)
+        tree, done = self._tree_below(chain)
+        for i in range(done, len(chain)):
+            with self.registry.open_blob(ref, manifest.layers[i], deadline) as blob:
                 tree.apply(open_layer(blob))
                 blob.drain()
+            self._keep_tree(chain[: i + 1], tree)
         answer = shell_answer(str(ref), tree.lookup(SHELL, key[1]), key[0])
         log.info("image %s (%s) %s %s: %s", ref, manifest.digest, "has" if answer.present else "has no", SHELL,
                  answer.detail)
         return answer
+
+    def _tree_below(self, chain: tuple[str, ...]) -> tuple[FileTree, int]:
+        """A copy of the tree of the longest start of `chain` read before, and its length."""
+        with self._lock:
+            for n in range(len(chain), 0, -1):
+                if (tree := self._trees.get(chain[:n])) is not None:
+                    self._trees.move_to_end(chain[:n])
+                    break
+            else:
+                return FileTree(**self.limits), 0
+        return tree.copy(), n
+
+    def _keep_tree(self, chain: tuple[str, ...], tree: FileTree) -> None:
+        if tree.nodes > self.tree_nodes:
+            return
+        kept = tree.copy()
+        with self._lock:
+            self._trees[chain] = kept
+            self._trees.move_to_end(chain)
+            while sum(t.nodes for t in self._trees.values()) > self.tree_nodes:
+                self._trees.popitem(last=False)
 
     def _known(self, key: tuple[str, tuple[str, ...]], now: float) -> ShellAnswer | None:
         if (answer := self._answers.get(key)) is not None:

@@ -16,7 +16,7 @@ import importlib.util
 import tarfile
 import zlib
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from .errors import BridgeError
@@ -100,6 +100,24 @@ class FileTree:
         self.nodes = 0
         self.max_nodes, self.max_steps = max_nodes, max_steps
         self._steps = 0
+
+    def copy(self) -> FileTree:
+        """An independent tree with the same files, for further layers to change (images that
+        share lower layers). Iterative: a tree as deep as PATH_MAX allows is no recursion limit."""
+        other = FileTree(self.max_nodes, self.max_steps)
+        other.layers, other.nodes, other._steps = self.layers, self.nodes, self._steps
+        other.root = Dir(self.root.mode, self.root.layer, sealed=self.root.sealed)
+        pending = [(self.root, other.root)]
+        while pending:
+            source, target = pending.pop()
+            for name, node in source.children.items():
+                if isinstance(node, Dir):
+                    copied = Dir(node.mode, node.layer, sealed=node.sealed)
+                    pending.append((node, copied))
+                    target.children[name] = copied
+                else:
+                    target.children[name] = replace(node)
+        return other
 
     def apply(self, layer: Iterable[tarfile.TarInfo]) -> None:
         """Apply the next layer: a TarFile (best opened with `open_layer`) or TarInfo headers."""

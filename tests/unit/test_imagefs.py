@@ -372,3 +372,19 @@ def test_lookups_reaching_a_mount_cannot_be_decided_by_the_image():
     # The mount point's parents the runtime creates when the image lacks them.
     assert image(DEBIAN, layer(sym("usr/bin/sh", "/opt/sw/bin/sh"))).lookup("/bin/sh", ["/opt/sw"]).mount == "/opt"
     assert image(DEBIAN).lookup("/bin/sh", mounts=["/cvmfs"]).executable
+
+
+def test_a_copy_goes_on_with_later_layers_and_leaves_the_original_as_it_was():
+    base = image(DEBIAN)
+    top = base.copy()
+    top.apply(open_layer(io.BytesIO(layer(whiteout("./usr/bin/dash"), opaque("./etc")))))
+    assert not top.lookup("/bin/sh").executable and top.lookup("/etc/passwd").error is not None
+    assert base.lookup("/bin/sh").executable and base.lookup("/etc/passwd").error is None
+    assert (top.layers, base.layers) == (2, 1) and top.nodes <= base.nodes
+
+
+def test_a_tree_as_deep_as_a_path_can_be_is_copied():
+    depth = 2000  # "a/" 2000 times is just under PATH_MAX
+    deep = image([d("./" + "a/" * i) for i in range(1, depth + 1)])
+    copied = deep.copy()
+    assert copied.lookup("/" + "a/" * depth).error is None and copied.nodes == deep.nodes

@@ -432,6 +432,32 @@ def test_two_submits_of_an_uncached_image_read_it_once(reg, client):
     assert reg.asked("blobs") == [f"/v2/vo-alpha/base/blobs/{digest(DEBIAN)}"]
 
 
+def test_images_on_the_same_base_read_its_layers_once(reg, client):
+    reg.push("vo-alpha/base", "1", [DEBIAN])
+    reg.push("vo-alpha/noshell", "1", [DEBIAN, NO_DASH])
+    check = ShellCheck(client)
+    assert check.check(f"{reg.host}/vo-alpha/noshell:1").present is False
+    # The base's tree, kept as it was before NO_DASH changed a copy of it.
+    assert check.check(f"{reg.host}/vo-alpha/base:1").present is True
+    assert sorted(reg.asked("blobs")) == sorted(f"/v2/vo-alpha/noshell/blobs/{digest(b)}" for b in (DEBIAN, NO_DASH))
+    # A third image on the same base reads only its own layer.
+    reg.push("vo-alpha/tools", "2", [DEBIAN, layer(entry("./usr/bin/tool", mode=0o755))])
+    assert check.check(f"{reg.host}/vo-alpha/tools:2").present is True
+    assert len(reg.asked("blobs")) == 3
+    # Other mounts over the same image: answered from the kept tree, nothing read again.
+    assert check.check(f"{reg.host}/vo-alpha/noshell:1", ["/srv"]).present is False
+    assert len(reg.asked("blobs")) == 3
+
+
+def test_layer_trees_are_kept_only_up_to_their_node_budget(reg, client):
+    reg.push("vo-alpha/base", "1", [DEBIAN])
+    reg.push("vo-alpha/noshell", "1", [DEBIAN, NO_DASH])
+    check = ShellCheck(client, tree_nodes=3)  # fewer than DEBIAN's tree has
+    check.check(f"{reg.host}/vo-alpha/base:1")
+    check.check(f"{reg.host}/vo-alpha/noshell:1")
+    assert len(reg.asked("blobs")) == 3  # the base was read twice
+
+
 def test_a_registry_that_cannot_answer_gives_unknown_and_is_asked_once_a_minute(reg, client):
     reg.push("vo-alpha/base", "1", [DEBIAN])
     reg.status = 503
