@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     bridge = Bridge(config, Kube(config.kubeconfig), shells)
     log.info("listing Jobs and pods, then reconciling with %s", config.controldir)
     bridge.start()
+    bridge.warm_shell_check()
     server = SocketServer(config.socket, bridge)
 
     def shutdown(signum: int, _frame: object) -> None:

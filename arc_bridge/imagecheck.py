@@ -72,9 +72,11 @@ class ShellCheck:
         self._failed: OrderedDict[Any, tuple[float, ShellAnswer]] = OrderedDict()  # image or answer key
         self._scans: dict[tuple[str, tuple[str, ...]], _Scan] = {}
 
-    def check(self, image: str, mounts: Iterable[str] = ()) -> ShellAnswer:
+    def check(self, image: str, mounts: Iterable[str] = (), *, remember_missing: bool = True) -> ShellAnswer:
         """Whether `image` has an executable /bin/sh. `mounts`: the paths the job's pod mounts over
-        the image (VO mounts, session directory, scratch); a shell found only through one is unknown."""
+        the image (VO mounts, session directory, scratch); a shell found only through one is unknown.
+        remember_missing=False: a registry that cannot give the image's manifest is asked again
+        at the next call, not after `failure_ttl`."""
         try:
             ref = parse_ref(image)
         except RegistryError as e:
@@ -92,6 +94,8 @@ class ShellCheck:
             try:
                 fetched = self.registry.fetch_manifest(ref)
             except RegistryError as e:
+                if not remember_missing:
+                    return ShellAnswer(image, None, str(e))
                 return self._failure(image, ShellAnswer(image, None, str(e)), now)
             digest = fetched.digest
             with self._lock:
@@ -115,6 +119,25 @@ class ShellCheck:
             return replace(scan.answer, image=image)
         return ShellAnswer(image, None, f"reading the image takes more than {self.wait:g} s; "
                                         f"it goes on for later submits", digest)
+
+    def warm(self, wanted: Iterable[tuple[str, Iterable[str]]]) -> threading.Thread:
+        """Check each (image, mounts) of `wanted`, one after another, in a thread of its own that
+        nothing waits for, leaving the other scan slots to submits. An image the registry does not
+        have yet (arkd starts before a new site's images are pushed) is not remembered as such."""
+        def run() -> None:
+            started, count = time.monotonic(), 0
+            for image, mounts in wanted:
+                self.check(image, mounts, remember_missing=False)
+                with self._lock:
+                    scans = list(self._scans.values())
+                for scan in scans:
+                    scan.done.wait(self.scan_budget)
+                count += 1
+            log.info("checked %d images and mounts for %s in %.1f s", count, SHELL, time.monotonic() - started)
+
+        thread = threading.Thread(target=run, daemon=True, name="shellcheck warm")
+        thread.start()
+        return thread
 
     def _scan(self, ref: ImageRef, fetched: Fetched | None, key: tuple[str, tuple[str, ...]], scan: _Scan) -> None:
         answer, failed = ShellAnswer(str(ref), None, "reading the image failed", key[0]), True

@@ -34,7 +34,8 @@ from .kube import Kube
 from .outcome import (LOST_CODE, PULL_FAILURES, Outcome, deleted_outcome, interrupted_outcome, job_conditions,
                       job_outcome, node_ready, walltime_due)
 from .infosys import summarise
-from .translate import ANN_SESSION, ANN_STOPPED, LABEL_JOB_ID, LABEL_UID, LABEL_VO, Caller, build_job, k8s_name, largest_node
+from .translate import (ANN_SESSION, ANN_STOPPED, LABEL_JOB_ID, LABEL_UID, LABEL_VO, SCRATCH, Caller, build_job, k8s_name,
+                        largest_node)
 from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,20 @@ class Bridge:
             log.info("job %s submitted as Job %s/%s for %s", job.grid_id, manifest["metadata"]["namespace"], name,
                      caller.user)
         return name
+
+    def warm_shell_check(self) -> None:
+        """Read every image the VOs may run, in the background (arkd's start), so that no first
+        submit of one waits for it: for the mounts _require_shell keys its answers by, a job's
+        without scratch space and with it."""
+        if self.shells is None:
+            return
+        roots = {str(root) for root in self.config.session_roots}
+        wanted = []
+        for vo in self.config.vos.values():
+            mounts = roots | {str(m) for m in vo.mounts}
+            for image in vo.images:
+                wanted += [(vo.image_ref(image), sorted(mounts)), (vo.image_ref(image), sorted(mounts | {SCRATCH}))]
+        self.shells.warm(wanted)
 
     def _require_shell(self, manifest: Obj) -> None:
         """Refuse an image that has no /bin/sh, which runs ARC's job script; an image the check

@@ -449,6 +449,27 @@ def test_images_on_the_same_base_read_its_layers_once(reg, client):
     assert len(reg.asked("blobs")) == 3
 
 
+def test_images_warmed_at_start_are_answered_at_submit_without_a_request(reg, client):
+    reg.push("vo-alpha/base", "1", [DEBIAN], index=True)
+    reg.push("vo-alpha/noshell", "1", [DEBIAN, NO_DASH])
+    check = ShellCheck(client)
+    base, noshell = f"{reg.host}/vo-alpha/base:1", f"{reg.host}/vo-alpha/noshell:1"
+    check.warm([(base, ["/sessions"]), (noshell, ["/sessions"]), (noshell, ["/sessions", "/tmp"])]).join(timeout=30)
+    asked = len(reg.requests)
+    assert len(reg.asked("blobs")) == 2  # DEBIAN once, NO_DASH once
+    assert check.check(base, ["/sessions"]).present is True
+    assert check.check(noshell, ["/tmp", "/sessions"]).present is False
+    assert len(reg.requests) == asked
+
+
+def test_an_image_warmed_before_it_was_pushed_is_read_at_its_first_submit(reg, client):
+    check = ShellCheck(client)
+    image = f"{reg.host}/vo-alpha/noshell:1"
+    check.warm([(image, [])]).join(timeout=30)
+    reg.push("vo-alpha/noshell", "1", [DEBIAN, NO_DASH])
+    assert check.check(image).present is False
+
+
 def test_layer_trees_are_kept_only_up_to_their_node_budget(reg, client):
     reg.push("vo-alpha/base", "1", [DEBIAN])
     reg.push("vo-alpha/noshell", "1", [DEBIAN, NO_DASH])
