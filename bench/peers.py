@@ -1,7 +1,7 @@
 """ARK against its peers: the same grid jobs through the same A-REX with three batch systems.
 
-Prints name=value figures on stdout and progress on stderr (see bench/peers); writes the figures
-and a plot of the turnaround distributions to --out.
+Prints name=value figures on stdout and progress on stderr (see bench/peers); writes the figures,
+a plot of the turnaround distributions and every job's times (jobs.json) to --out.
 
 One site of its own (every role on one systemd-nspawn test host, installed by Salt through
 ark init + ark deploy, LAN 23 which no test and no other benchmark uses). Its A-REX 6.17 runs each
@@ -38,11 +38,12 @@ ARK faster. The first stream job of each backend is fetched with arcget and its 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from localsite.arcclient import ArcClient, ArcClientError
@@ -279,6 +280,13 @@ def ratios(found: dict[str, float]) -> dict[str, float]:
     }
 
 
+def raw_times(loads: dict[str, tuple[Load, Load]]) -> list[dict]:
+    """Every job's times (epoch seconds), for a look at what a figure hides (its tail)."""
+    return [{"backend": backend, "load": kind, "grid_id": job.grid_id, "arcsub_started": job.started,
+             "arcsub_returned": job.returned, **asdict(load.times[job.grid_id])}
+            for backend, pair in loads.items() for kind, load in zip(("stream", "burst"), pair) for job in load.jobs]
+
+
 def plot(loads: dict[str, tuple[Load, Load]], path: Path) -> None:
     """Turnaround of the stream jobs (cumulative share) and the burst's completions over time."""
     import matplotlib
@@ -309,12 +317,17 @@ def main() -> None:
     parser.add_argument("--stream", type=int, default=50, help="jobs in the stream, one arcsub each (default 50)")
     parser.add_argument("--burst", type=int, default=200, help="jobs in the burst's one arcsub (default 200)")
     parser.add_argument("--smoke", action="store_true", help="3 stream and 4 burst jobs: proves the benchmark runs")
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help="which backends, comma-separated (default all three; the ratios need all)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/peers"),
-                        help="where figures.txt and turnaround.png go (default bench/out/peers)")
+                        help="where figures.txt, turnaround.png and jobs.json go (default bench/out/peers)")
     args = parser.parse_args()
     stream_n, burst_n = (3, 4) if args.smoke else (args.stream, args.burst)
     if stream_n < 1 or burst_n < 1:
         parser.error("--stream and --burst need at least one job each")
+    backends = args.backends.split(",")
+    if unknown := set(backends) - set(BACKENDS):
+        parser.error(f"--backends: unknown {', '.join(sorted(unknown))} (known: {', '.join(BACKENDS)})")
     args.out.mkdir(parents=True, exist_ok=True)
 
     found: dict[str, float] = {}
@@ -326,7 +339,7 @@ def main() -> None:
         watch = peers.watch
         slurm = SlurmNode(ce, log)
         try:
-            for backend in BACKENDS:
+            for backend in backends:
                 if backend == "slurm":
                     slurm.install()
                     slurm.configure(site.plan.address(ce.name), queues(peer_arc_conf(peers.arc_conf, "slurm")))
@@ -347,9 +360,11 @@ def main() -> None:
             peers.use("kubernetes")
         finally:
             watch.stop()
-    found |= ratios(found)
+    if set(backends) == set(BACKENDS):
+        found |= ratios(found)
     lines = [f"{name}={value:.4g}" for name, value in found.items()]
     (args.out / "figures.txt").write_text("\n".join(lines) + "\n")
+    (args.out / "jobs.json").write_text(json.dumps(raw_times(loads), indent=1))
     plot(loads, args.out / "turnaround.png")
     print("\n".join(lines))
     log(f"==> figures and plot in {args.out}")
