@@ -76,7 +76,6 @@ DROPIN = "/run/systemd/system/{unit}.service.d/60-bench-peers.conf"
 INPUT = "hello from the grid\n"
 PAYLOAD = "sleep 1; tr a-z A-Z < in.txt > out.txt"
 READY_TIMEOUT = 180.0
-END_STATES = ("FINISHED", "FAILED")
 
 log = lambda msg: print(msg, file=sys.stderr, flush=True)
 

@@ -71,7 +71,6 @@ BAD_PILLARS = {
     "bad_hosts_address": "hosts:ark-node-1",
     "bad_pod_cidr_overlap": "kubernetes:pod_cidr",
     "bad_service_cidr": "kubernetes:service_cidr",
-    "bad_scheduler_backoff": "kubernetes:scheduler_backoff_seconds",
     "bad_rte_null_and_image": "vos:beta:runtime_environments:ENV/PROXY",
     "bad_wheel_sha256": "wheels:bridge:arc_bridge-0.1.0-py3-none-any.whl",
     "bad_max_priority": "vos:alpha:max_priority",

@@ -87,8 +87,9 @@ ark-etcd-configured:
         'after': ['kube-apiserver.service'],
         'argv': [
           k8s.bin_dir ~ '/kube-scheduler',
-          '--config=' ~ k8s.conf_dir ~ '/scheduler.yaml',
+          '--kubeconfig=' ~ k8s.conf_dir ~ '/scheduler.kubeconfig',
           '--bind-address=127.0.0.1',
+          '--leader-elect=false',
         ] + k8s.legacy_flags.insecure_port_off,
       },
     } %}
@@ -100,28 +101,7 @@ ark-etcd-configured:
       controller-manager's own role does not cover, e.g., the Job controller creating pods;
     - without --service-account-private-key-file the token controller stays off, service
       accounts get no token, and the Job controller cannot create pods;
-    - one control-plane node, so no leader election;
-    - the scheduler reads its kubeconfig, leader election and back-off from its configuration
-      file (kubernetes:scheduler_backoff_seconds: a pod waiting for CPUs is tried again that
-      soon, not after Kubernetes' 10 s). #}
-{%- set scheduler_version = 'kubescheduler.config.k8s.io/v1beta1' %}
-ark-kube-scheduler-configured:
-  file.managed:
-    - name: {{ k8s.conf_dir }}/scheduler.yaml
-    - makedirs: True
-    - user: root
-    - group: root
-    - mode: '0644'
-    - contents: |
-        # Managed by Salt (ARK, formula kubernetes): local changes are overwritten.
-        apiVersion: {{ scheduler_version }}
-        kind: KubeSchedulerConfiguration
-        clientConnection:
-          kubeconfig: {{ k8s.conf_dir }}/scheduler.kubeconfig
-        leaderElection:
-          leaderElect: false
-        podInitialBackoffSeconds: 1
-        podMaxBackoffSeconds: {{ kube.scheduler_backoff_seconds }}
+    - one control-plane node, so no leader election. #}
 {%- for name, unit in units | dictsort %}
 
 ark-{{ name }}-unit:
