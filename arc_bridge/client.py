@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from . import arcconf
 from .protocol import DEFAULT_SOCKET, ProtocolError, call
 
 SCAN_PERIOD = 30  # arkd reports completions itself; scan only catches what fell through.
@@ -72,20 +73,12 @@ def default_socket() -> str:
 
 
 def _custom_option(arc_conf: str, key: str) -> str | None:
-    """One key of arc.conf's [custom:kubernetes] block, read without starting ARC's parser."""
+    """One key of arc.conf's [custom:kubernetes] block."""
     try:
         with open(arc_conf) as f:
-            lines = f.read().splitlines()
+            return arcconf.option(f.read(), "custom:kubernetes", key)
     except OSError:
         return None
-    in_block = False
-    for line in lines:
-        line = line.strip()
-        if line.startswith("["):
-            in_block = line == "[custom:kubernetes]"
-        elif in_block and "=" in line and line.split("=", 1)[0].strip() == key:
-            return line.split("=", 1)[1].strip().strip('"') or None
-    return None
 
 
 def _fail(message: str) -> int:

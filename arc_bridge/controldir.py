@@ -53,17 +53,28 @@ class ControlDir:
         text = read_small(self.status_file(grid_id))
         return None if text is None else text.strip().removeprefix("PENDING:")
 
+    def parse_name(self, name: str) -> tuple[str, str] | None:
+        """(job id, suffix) of a file named as this layout names them in a flat directory:
+        ARC 6's `job.<ID>.<suffix>` (the control directory and the state directories), ARC 7's
+        `<ID>.status` (the state directories); None for any other name."""
+        prefix = "" if self.arc7 else "job."
+        grid_id, dot, suffix = name.removeprefix(prefix).rpartition(".")
+        if not name.startswith(prefix) or not dot or not grid_id or "." in grid_id or not suffix:
+            return None
+        if self.arc7 and suffix != "status":
+            return None
+        return grid_id, suffix
+
     def jobs_in_lrms(self) -> list[str]:
         """Jobs A-REX has handed to the LRMS and still waits for (no lrms_done yet)."""
-        prefix, suffix = ("", ".status") if self.arc7 else ("job.", ".status")
         try:
             names = os.listdir(self.root / "processing")
         except FileNotFoundError:
             return []
         jobs = []
-        for name in names:
-            if name.startswith(prefix) and name.endswith(suffix):
-                grid_id = name[len(prefix) : -len(suffix)]
+        for parsed in map(self.parse_name, names):
+            if parsed and parsed[1] == "status":
+                grid_id = parsed[0]
                 if self.state(grid_id) in IN_LRMS and not self.job_file(grid_id, "lrms_done").exists():
                     jobs.append(grid_id)
         return sorted(jobs)

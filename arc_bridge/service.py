@@ -19,6 +19,7 @@ import heapq
 import logging
 import pwd
 import threading
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -153,13 +154,20 @@ class Bridge:
         without scratch space and with it."""
         if self.shells is None:
             return
-        roots = {str(root) for root in self.config.session_roots}
         wanted = []
         for vo in self.config.vos.values():
-            mounts = roots | {str(m) for m in vo.mounts}
-            for image in vo.images:
-                wanted += [(vo.image_ref(image), sorted(mounts)), (vo.image_ref(image), sorted(mounts | {SCRATCH}))]
+            for scratch in ((), (SCRATCH,)):
+                mounts = self._shell_check_mounts([*map(str, vo.mounts), *scratch])
+                wanted += [(vo.image_ref(image), mounts) for image in vo.images]
         self.shells.warm(wanted)
+
+    def _shell_check_mounts(self, mount_paths: Iterable[str]) -> list[str]:
+        """What the image check keys its answer by: the session roots, standing for the job's own
+        session mounts below them, and every other mount; so it is kept per image and VO mounts,
+        not per job."""
+        roots = [PurePosixPath(r) for r in self.config.session_roots]
+        return sorted({str(root) for root in roots}
+                      | {m for m in mount_paths if not any(root in PurePosixPath(m).parents for root in roots)})
 
     def _require_shell(self, manifest: Obj) -> None:
         """Refuse an image that has no /bin/sh, which runs ARC's job script; an image the check
@@ -167,13 +175,8 @@ class Bridge:
         if self.shells is None:
             return
         container = manifest["spec"]["template"]["spec"]["containers"][0]
-        # The session root stands for the job's own session mounts below it, so the answer is
-        # kept per image (and VO mounts), not per job.
-        roots = [PurePosixPath(r) for r in self.config.session_roots]
-        mounts = {str(root) for root in roots}
-        mounts.update(m["mountPath"] for m in container.get("volumeMounts", ())
-                      if not any(root in PurePosixPath(m["mountPath"]).parents for root in roots))
-        answer = self.shells.check(container["image"], sorted(mounts))
+        mounts = self._shell_check_mounts(m["mountPath"] for m in container.get("volumeMounts", ()))
+        answer = self.shells.check(container["image"], mounts)
         if answer.present is False:
             raise JobRejected(answer.message)
         if answer.present is None:

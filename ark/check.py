@@ -107,6 +107,10 @@ LISTENERS = {
     "registry": {("nginx", "{registry_address}:{registry_port}")},  # the registry itself: a Unix socket
     "ce": {("arched", "{arex_listen}:{arex_port}")},  # A-REX's REST interface, on pillar ark:arex:listen only
 }
+# kube-scheduler before 1.23 also serves healthz and metrics in plain HTTP, which its
+# configuration file binds to loopback (kubernetes/control_plane/configured.sls).
+SCHEDULER_PLAIN_HTTP = ("kube-scheduler", "127.0.0.1:10251")
+SCHEDULER_PLAIN_HTTP_UNTIL = (1, 23)
 # A CE serving the session volume (pillar ark:bridge:session_volume:type glusterfs): glusterd, and
 # the brick's server on a port glusterd picks.
 SESSION_SERVER_LISTENERS = {("glusterd", "*:24007"), ("glusterfsd", "*:*")}
@@ -284,6 +288,9 @@ def expected_listeners(host: SiteHost) -> dict[str, set[Listener]]:
     expected = {HOST: {(process, local.format(**facts)) for process, local in HOST_LISTENERS}}
     for role in host.roles:
         expected[role] = {(process, local.format(**facts)) for process, local in LISTENERS.get(role, ())}
+    version = str(((host.pillar.get("kubernetes") or {}).get("version")))
+    if "control-plane" in expected and tuple(map(int, version.split(".")[:2])) < SCHEDULER_PLAIN_HTTP_UNTIL:
+        expected["control-plane"].add(SCHEDULER_PLAIN_HTTP)
     sessions = ((host.pillar.get("bridge") or {}).get("session_volume") or {}).get("type")
     if "ce" in expected and sessions == "glusterfs":
         expected["ce"] |= SESSION_SERVER_LISTENERS

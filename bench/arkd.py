@@ -41,6 +41,7 @@ from pathlib import Path
 
 import yaml
 
+from arc_bridge import arcconf
 from arc_bridge.config import parse_config
 from arc_bridge.grami import parse_grami, quote
 from arc_bridge.job import job_from_grami
@@ -64,7 +65,7 @@ ARC_CONF = "/etc/arc.conf"
 CLIENT_DIR = "/usr/share/arc/ark"  # the stdlib client, where arc-bridge install-lrms put it
 HERE = "/var/tmp/ark-bench"  # inside the host: the timing helper and the benchmark's lists
 HOST_PYTHON = "/usr/bin/python3"
-VERBOSE_DROPIN = "/run/systemd/system/arkd.service.d/50-bench-verbose.conf"
+VERBOSE_DROPIN = "50-bench-verbose"
 NOTICE_TIMEOUT = 120.0
 CALL_TIMEOUT = 60.0
 STAMP = "%Y-%m-%d %H:%M:%S,%f"
@@ -180,19 +181,14 @@ class Bench:
     # --- arkd's verbose log ------------------------------------------------------------------
 
     def set_verbose(self, on: bool) -> None:
-        """Restart the arkd unit with --verbose appended (a runtime drop-in), or without it again.
-        The host's /run is a tmpfs of its own, so the drop-in is written from inside."""
+        """Restart the arkd unit with --verbose appended (a runtime drop-in), or without it again."""
         self.ce.systemctl("stop", "arkd")
+        dropin = None
         if on:
             unit = self.ce.outside("/etc/systemd/system/arkd.service").read_text()
             (exec_start,) = [l for l in unit.splitlines() if l.startswith("ExecStart=")]
-            dropin = (f"# bench/arkd.py: arkd's watch events for arkd_share\n[Service]\nExecStart=\n"
-                      f"{exec_start} --verbose\n")
-            self.ce.ce.run("sh", "-c", f'mkdir -p "$(dirname {VERBOSE_DROPIN})" && cat > {VERBOSE_DROPIN}',
-                           input=dropin, check=True, timeout=30)
-        else:
-            self.ce.ce.run("rm", "-f", VERBOSE_DROPIN, check=True, timeout=30)
-        self.ce.systemctl("daemon-reload")
+            dropin = f"# bench/arkd.py: arkd's watch events for arkd_share\n[Service]\nExecStart=\n{exec_start} --verbose\n"
+        self.ce.ce.runtime_dropin("arkd.service", VERBOSE_DROPIN, dropin)
         self.ce.start_arkd()
         self.verbose = on
         shown = self.ce.ce.run("systemctl", "show", "-p", "ExecStart", "arkd", timeout=30).stdout
@@ -231,14 +227,10 @@ class Bench:
 
 
 def arc_conf_option(text: str, block: str, key: str) -> str:
-    current = None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("[") and line.endswith("]"):
-            current = line[1:-1]
-        elif current == block and "=" in line and line.split("=", 1)[0].strip() == key:
-            return line.split("=", 1)[1].strip()
-    raise SystemExit(f"{ARC_CONF} has no {key} in [{block}]")
+    value = arcconf.option(text, block, key)
+    if value is None:
+        raise SystemExit(f"{ARC_CONF} has no {key} in [{block}]")
+    return value
 
 
 def main() -> None:

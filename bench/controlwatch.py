@@ -27,6 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arc_bridge.controldir import ControlDir
+
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
@@ -59,19 +61,14 @@ def parse_events(buffer: bytes) -> list[tuple[int, int, str]]:
     return events
 
 
-def job_file(name: str) -> tuple[str, str] | None:
-    """("<ID>", "<suffix>") of a `job.<ID>.<suffix>` name, else None."""
-    parts = name.split(".")
-    if len(parts) == 3 and parts[0] == "job" and parts[1]:
-        return parts[1], parts[2]
-    return None
-
-
 class ControlDirWatch:
     """Records JobTimes for every job A-REX writes about while running (start() .. stop())."""
 
     def __init__(self, controldir: Path):
         self.root = Path(controldir)
+        self.layout = ControlDir(self.root)
+        if self.layout.arc7:  # job files in a directory per job: a watch on the top sees none
+            raise ValueError(f"{self.root} has ARC 7's layout (jobs/); this watch reads ARC 6's")
         self.jobs: dict[str, JobTimes] = defaultdict(JobTimes)
         self.lock = threading.Lock()
         self.overflowed = False
@@ -121,7 +118,7 @@ class ControlDirWatch:
                 self._record(self.dirs.get(wd), mask, name, now)
 
     def _record(self, sub: str | None, mask: int, name: str, now: float) -> None:
-        parsed = job_file(name)
+        parsed = self.layout.parse_name(name)
         if sub is None or parsed is None:
             return
         grid_id, suffix = parsed

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from arc_bridge import arcconf
 from localsite.arcclient import ArcClient, ArcClientError
 from localsite.cehost import AREX_UNITS
 from localsite.host import Host
@@ -72,7 +73,7 @@ LRMS = {
 SLURM_RESERVED = {"default": "batch"}  # Slurm's PartitionName=DEFAULT sets defaults for the others
 ARC_CONF = "/etc/arc.conf"
 PEER_CONF = "/etc/ark-bench/arc.{backend}.conf"
-DROPIN = "/run/systemd/system/{unit}.service.d/60-bench-peers.conf"
+DROPIN = "60-bench-peers"
 INPUT = "hello from the grid\n"
 PAYLOAD = "sleep 1; tr a-z A-Z < in.txt > out.txt"
 READY_TIMEOUT = 180.0
@@ -102,7 +103,7 @@ def peer_arc_conf(text: str, backend: str) -> str:
 
 
 def queues(arc_conf: str) -> list[str]:
-    return [l.strip()[7:-1] for l in arc_conf.splitlines() if l.strip().startswith("[queue:")]
+    return [name.removeprefix("queue:") for name in arcconf.blocks(arc_conf) if name.startswith("queue:")]
 
 
 def xrsl(name: str) -> str:
@@ -155,21 +156,15 @@ class Peers:
         """Both A-REX units restarted with arc.conf for `backend` (the file Salt wrote for
         kubernetes); returns once A-REX answers the grid user."""
         log(f"==> A-REX with lrms = {backend}")
-        script = []
-        for unit in AREX_UNITS:
-            dropin = DROPIN.format(unit=unit)
-            if backend == "kubernetes":
-                script.append(f"rm -f {dropin}")
-            else:
-                script.append(f"mkdir -p {Path(dropin).parent} && printf '%s\\n' '# bench/peers.py' '[Service]' "
-                              f"'Environment=ARC_CONFIG={PEER_CONF.format(backend=backend)}' > {dropin}")
+        dropin = None
         if backend != "kubernetes":
             conf = self.ce.root / PEER_CONF.format(backend=backend).lstrip("/")
             conf.parent.mkdir(exist_ok=True)
             conf.write_text(peer_arc_conf(self.arc_conf, backend))
-        self.host("sh", "-c", " && ".join(script))
-        self.host("systemctl", "daemon-reload")
-        self.host("systemctl", "restart", *reversed(AREX_UNITS), timeout=180)
+            dropin = f"# bench/peers.py\n[Service]\nEnvironment=ARC_CONFIG={PEER_CONF.format(backend=backend)}\n"
+        for unit in AREX_UNITS:
+            self.ce.runtime_dropin(f"{unit}.service", DROPIN, dropin)
+        self.ce.output("systemctl", "restart", *reversed(AREX_UNITS), timeout=180)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             try:
@@ -179,12 +174,6 @@ class Peers:
                 if time.monotonic() > deadline:
                     sys.exit(f"A-REX with lrms = {backend} does not answer after {READY_TIMEOUT:.0f} s: {error}")
                 time.sleep(2)
-
-    def host(self, *args: str, timeout: float = 120) -> str:
-        result = self.ce.run(*args, timeout=timeout)
-        if result.returncode != 0:
-            sys.exit(f"{' '.join(args)} on {self.ce.name} exited {result.returncode}: {result.stderr[-2000:]}")
-        return result.stdout
 
     # --- the loads -------------------------------------------------------------------------------
 

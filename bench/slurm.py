@@ -25,7 +25,7 @@ CACHE = Path("/var/cache/ark/bench-peers-apt")
 HERE = "/var/tmp/ark-peers"  # inside the host
 UNITS = ("munge", "slurmctld", "slurmd")
 READY_TIMEOUT = 120.0
-MUNGE_DROPIN = "/run/systemd/system/munge.service.d/50-bench-foreground.conf"
+MUNGE_DROPIN = "50-bench-foreground"
 
 
 def slurm_conf(node_line: str, address: str, partitions: list[str]) -> str:
@@ -75,13 +75,6 @@ class SlurmNode:
         self.host = host
         self.log = log
 
-    def run(self, *args: str, timeout: float = 300) -> str:
-        result = self.host.run(*args, timeout=timeout)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} on {self.host.name} exited {result.returncode}: "
-                               f"{result.stdout[-1000:]}{result.stderr[-2000:]}")
-        return result.stdout
-
     def install(self) -> None:
         self.log(f"==> slurm: installing {', '.join(PACKAGES)} on {self.host.name}")
         debs = aptrepo.resolve(PACKAGES, CACHE)
@@ -98,7 +91,7 @@ class SlurmNode:
         (repo.parent / "lists/partial").mkdir(parents=True)
         private = ["-o", f"Dir::Etc::SourceList={HERE}/sources.list", "-o", "Dir::Etc::SourceParts=/nonexistent",
                    "-o", f"Dir::State::Lists={HERE}/lists"]
-        self.run("apt-get", "-q", *private, "update")
+        self.host.output("apt-get", "-q", *private, "update", timeout=300)
         # The daemons start when the benchmark says, configured: not from the packages' scripts.
         policy = self.host.root / "usr/sbin/policy-rc.d"
         if policy.exists():
@@ -106,28 +99,27 @@ class SlurmNode:
         policy.write_text("#!/bin/sh\n# bench/slurm.py, while it installs Slurm\nexit 101\n")
         policy.chmod(0o755)
         try:
-            self.run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", "--no-install-recommends",
-                     *private, "install", *PACKAGES, timeout=600)
+            self.host.output("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", "--no-install-recommends",
+                             *private, "install", *PACKAGES, timeout=600)
         finally:
             policy.unlink()
         # munged forks and writes its PID file as user munge, which systemd in a container whose
         # cgroups it cannot fully read refuses as the service's main PID, failing the start after
         # 90 s: run it in the foreground instead (a runtime drop-in, the host's own /run).
-        self.run("sh", "-c", f"mkdir -p {MUNGE_DROPIN.rsplit('/', 1)[0]} && printf '%s\\n' '# bench/slurm.py' "
-                 "'[Service]' 'Type=simple' 'PIDFile=' 'ExecStart=' 'ExecStart=/usr/sbin/munged --foreground $OPTIONS' "
-                 f"> {MUNGE_DROPIN} && systemctl daemon-reload")
+        self.host.runtime_dropin("munge.service", MUNGE_DROPIN, "# bench/slurm.py\n[Service]\nType=simple\nPIDFile=\n"
+                                 "ExecStart=\nExecStart=/usr/sbin/munged --foreground $OPTIONS\n")
 
     def configure(self, address: str, partitions: list[str]) -> None:
-        conf = slurm_conf(node_line(self.run("slurmd", "-C")), address, partitions)
-        self.run("sh", "-c", "mkdir -p /var/lib/slurm/slurmctld /var/lib/slurm/slurmd /var/log/slurm "
-                 "&& chown slurm: /var/lib/slurm/slurmctld /var/log/slurm")
+        conf = slurm_conf(node_line(self.host.output("slurmd", "-C", timeout=60)), address, partitions)
+        self.host.output("sh", "-c", "mkdir -p /var/lib/slurm/slurmctld /var/lib/slurm/slurmd /var/log/slurm "
+                         "&& chown slurm: /var/lib/slurm/slurmctld /var/log/slurm", timeout=60)
         (self.host.root / "etc/slurm/slurm.conf").write_text(conf)
         if not (self.host.root / "etc/munge/munge.key").exists():
-            self.run("sh", "-c", "mungekey --create && chown munge: /etc/munge/munge.key")
+            self.host.output("sh", "-c", "mungekey --create && chown munge: /etc/munge/munge.key", timeout=60)
 
     def start(self) -> None:
         self.log("==> slurm: starting munge, slurmctld and slurmd")
-        self.run("systemctl", "start", *UNITS)
+        self.host.output("systemctl", "start", *UNITS, timeout=300)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             states = self.host.run("sinfo", "-h", "-o", "%t", timeout=30).stdout.split()
@@ -139,4 +131,4 @@ class SlurmNode:
             time.sleep(1)
 
     def stop(self) -> None:
-        self.run("systemctl", "stop", *reversed(UNITS))
+        self.host.output("systemctl", "stop", *reversed(UNITS), timeout=300)

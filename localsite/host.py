@@ -68,6 +68,10 @@ class HostBootError(RuntimeError):
     """The host did not come up; the message quotes the tail of its console log."""
 
 
+class HostCommandError(RuntimeError):
+    """A command inside a host failed; the message quotes the tail of its output."""
+
+
 @dataclass
 class Host:
     name: str  # also its hostname
@@ -107,6 +111,25 @@ class Host:
             check=check,
             timeout=timeout,
         )
+
+    def output(self, *argv: str, input: str | None = None, timeout: float | None = None) -> str:
+        """The stdout of `argv` run inside the host; HostCommandError, quoting its output, if it fails."""
+        result = self.run(*argv, input=input, timeout=timeout)
+        if result.returncode != 0:
+            raise HostCommandError(f"{shlex.join(argv)} on {self.name} exited {result.returncode}: "
+                                   f"{(result.stdout[-1000:] + result.stderr[-2000:]).strip()}")
+        return result.stdout
+
+    def runtime_dropin(self, unit: str, name: str, text: str | None) -> None:
+        """Write the systemd drop-in `name` of `unit` under /run (gone at the host's next boot), or
+        remove it (text None), and reload systemd; the unit restarts when the caller says. Written
+        from inside: the host's /run is a tmpfs of its own."""
+        path = f"/run/systemd/system/{unit}.d/{name}.conf"
+        if text is None:
+            self.output("rm", "-f", path, timeout=30)
+        else:
+            self.output("sh", "-c", 'mkdir -p "${1%/*}" && cat > "$1"', "sh", path, input=text, timeout=30)
+        self.output("systemctl", "daemon-reload", timeout=120)
 
     def testinfra(self) -> Any:
         """A testinfra Host whose commands run inside this host: host.service("x").is_running etc."""

@@ -96,6 +96,11 @@ ark:
     # (kube-controller-manager --node-monitor-grace-period). A job on a node that stopped answering
     # fails after this plus bridge:node_lost_seconds.
     node_monitor_grace_seconds: 40
+    # Longest time a pod that found no room waits before the scheduler tries it again
+    # (KubeSchedulerConfiguration podMaxBackoffSeconds; Kubernetes' default is 10). Jobs waiting
+    # for CPUs are a batch system's normal case: with 10, a job queued behind others starts up to
+    # 10 s after a CPU is free (1 + 2 + 4 + 8 + 10 ... s of back-off, measured by bench/peers).
+    scheduler_backoff_seconds: 1
     # The cluster-admin kubeconfig the kubernetes formula writes on the control-plane host (and
     # there only); Salt applies the site's namespaces, RBAC, quotas and pull secrets with it.
     admin_kubeconfig: /etc/ark/admin.kubeconfig

@@ -71,6 +71,7 @@ BAD_PILLARS = {
     "bad_hosts_address": "hosts:ark-node-1",
     "bad_pod_cidr_overlap": "kubernetes:pod_cidr",
     "bad_service_cidr": "kubernetes:service_cidr",
+    "bad_scheduler_backoff": "kubernetes:scheduler_backoff_seconds",
     "bad_rte_null_and_image": "vos:beta:runtime_environments:ENV/PROXY",
     "bad_wheel_sha256": "wheels:bridge:arc_bridge-0.1.0-py3-none-any.whl",
     "bad_max_priority": "vos:alpha:max_priority",
@@ -359,14 +360,21 @@ def unit_argv(run: SaltRun, unit: str) -> list[str]:
 def test_flags_follow_the_kubernetes_release(runs, site, version):
     """1.20 needs --port=0 (its insecure port) and --container-runtime=remote (dockershim is its
     default), and holds pods to a PodSecurityPolicy; 1.24, 1.27 and 1.25 removed those, and a
-    binary refuses a flag or plugin it does not know."""
+    binary refuses a flag or plugin it does not know. The scheduler's configuration file names
+    the API version its release reads, and before 1.23 binds the plain-HTTP port to loopback
+    (a configuration file overrides --port=0; 1.23 refuses the fields)."""
     run = runs[("sls", site)]
     if not run.rendered:
         pytest.skip("the site did not render (see test_site_renders)")
     assert any(f"/kubernetes/{version}/kubelet" in str(arg.get("source")) for _, _, arg in state_args(run.result))
     old = version == "1.20.2"
-    for unit in ("kube-controller-manager", "kube-scheduler"):
-        assert ("--port=0" in unit_argv(run, unit)) == old, unit
+    assert ("--port=0" in unit_argv(run, "kube-controller-manager")) == old
+    assert unit_argv(run, "kube-scheduler")[1:] == ["--config=/etc/ark/kubernetes/scheduler.yaml", "--bind-address=127.0.0.1"]
+    scheduler = yaml.safe_load(file_contents(run, "ark-kube-scheduler-configured"))
+    assert scheduler["apiVersion"] == "kubescheduler.config.k8s.io/" + ("v1beta1" if old else "v1")
+    assert (scheduler["leaderElection"], scheduler["podMaxBackoffSeconds"]) == ({"leaderElect": False}, 1)
+    plain_http = {key: scheduler.get(key) for key in ("healthzBindAddress", "metricsBindAddress")}
+    assert plain_http == dict.fromkeys(plain_http, "127.0.0.1:10251" if old else None)
     assert ("--container-runtime=remote" in unit_argv(run, "kubelet")) == old
     plugins = "NodeRestriction,PodSecurityPolicy" if old else "NodeRestriction"
     assert f"--enable-admission-plugins={plugins}" in unit_argv(run, "kube-apiserver")

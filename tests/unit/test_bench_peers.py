@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench.controlwatch import ControlDirWatch, job_file
+from bench.controlwatch import ControlDirWatch
 from bench.peers import peer_arc_conf, queues
 from bench.slurm import node_line, slurm_conf
 
@@ -63,12 +63,10 @@ def test_slurmd_without_a_node_line_is_an_error():
         node_line("slurmd: fatal: something\n")
 
 
-def test_only_job_files_are_job_files():
-    assert job_file("job.abc123.status") == ("abc123", "status")
-    assert job_file("job.abc123.lrms_done") == ("abc123", "lrms_done")
-    assert job_file("gm.fifo") is None
-    assert job_file("job..status") is None
-    assert job_file("job.abc.status.tmp") is None
+def test_the_watch_refuses_arc7s_layout_it_cannot_see_into(tmp_path):
+    (tmp_path / "jobs").mkdir()
+    with pytest.raises(ValueError, match="ARC 7"):
+        ControlDirWatch(tmp_path)
 
 
 def wait_for(predicate, timeout=5.0):

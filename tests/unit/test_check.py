@@ -32,6 +32,7 @@ SS_TCP = """\
 LISTEN 0      128         0.0.0.0:22    0.0.0.0:* users:(("sshd",pid=49,fd=3))
 LISTEN 0      4096   10.213.24.51:10250 0.0.0.0:* users:(("kubelet",pid=851,fd=17))
 LISTEN 0      4096      127.0.0.1:10259 0.0.0.0:* users:(("kube-scheduler",pid=426,fd=7))
+LISTEN 0      4096      127.0.0.1:10251 0.0.0.0:* users:(("kube-scheduler",pid=426,fd=8))
 LISTEN 0      4096      127.0.0.1:10257 0.0.0.0:* users:(("kube-controller",pid=384,fd=7))
 LISTEN 0      4096      127.0.0.1:10248 0.0.0.0:* users:(("kubelet",pid=851,fd=26))
 LISTEN 0      4096   10.213.24.51:8443  0.0.0.0:* users:(("arched",pid=2968,fd=6))
@@ -48,7 +49,7 @@ def pillar(**over: Any) -> dict[str, Any]:
     """Pillar `ark` of an all-in-one host as the checks see it (defaults filled in)."""
     ark: dict[str, Any] = {
         "node_ip": IP,
-        "kubernetes": {"apiserver": {"address": IP, "port": 6443}, "node_name": "ark-aio",
+        "kubernetes": {"version": "1.20.2", "apiserver": {"address": IP, "port": 6443}, "node_name": "ark-aio",
                        "admin_kubeconfig": "/etc/ark/admin.kubeconfig"},
         "registry": {"address": IP, "port": 5000,
                      "pull_user": {"name": "ark-pull", "password": "p"},
@@ -76,7 +77,7 @@ def test_parse_listeners_takes_the_first_process_of_each_socket():
     assert ("nginx", f"{IP}:5000") in found
     assert ("kube-controller", "127.0.0.1:10257") in found  # ss's 15 characters
     assert ("sshd", "[::]:22") in found
-    assert len(found) == 12
+    assert len(found) == 13
 
 
 def test_parse_listeners_names_a_socket_without_a_process():
@@ -92,6 +93,15 @@ def test_expected_listeners_come_from_the_hosts_pillar():
     assert expected["registry"] == {("nginx", f"{IP}:5443")}
     assert expected["ce"] == {("arched", f"{IP}:9443")}
     assert ("kube-apiserver", f"{IP}:6443") in expected["control-plane"]
+
+
+def test_the_schedulers_plain_http_port_is_expected_on_loopback_until_its_release_removed_it():
+    kubernetes = pillar()["kubernetes"]
+    old, current = (expected_listeners(aio(kubernetes={**kubernetes, "version": v}))["control-plane"]
+                    for v in ("1.20.2", "1.31.4"))
+    assert old - current == {("kube-scheduler", "127.0.0.1:10251")}
+    findings = compare_listeners(aio(), parse_listeners(SS_TCP.replace("127.0.0.1:10251", "0.0.0.0:10251")), set())
+    assert {(f.role, f.ok) for f in findings if not f.ok} == {(HOST, False), ("control-plane", False)}
 
 
 def test_an_all_in_one_host_listens_as_its_roles_say():

@@ -46,6 +46,17 @@ def test_layouts_place_files_where_arc_reads_them(controldir):
         assert controldir.job_file(GRID_ID, "lrms_done") == controldir.root / f"job.{GRID_ID}.lrms_done"
 
 
+def test_a_flat_file_name_is_a_job_and_suffix_only_as_the_layout_names_them(controldir):
+    status = controldir.status_file(GRID_ID).name
+    assert controldir.parse_name(status) == (GRID_ID, "status")
+    assert controldir.parse_name("gm.fifo") is None
+    assert controldir.parse_name(status.replace(GRID_ID, "")) is None
+    assert controldir.parse_name(status + ".tmp") is None
+    done = controldir.parse_name("abc.lrms_done" if controldir.arc7 else "job.abc.lrms_done")
+    assert done == (None if controldir.arc7 else ("abc", "lrms_done"))  # ARC 7: in the job's own directory
+    assert controldir.parse_name("job.abc.status" if controldir.arc7 else "abc.status") is None
+
+
 def test_jobs_in_lrms_lists_only_unfinished_inlrms_jobs(controldir):
     other = "zzzzzzzzzzzzzz"
     if controldir.arc7:

@@ -87,10 +87,9 @@ ark-etcd-configured:
         'after': ['kube-apiserver.service'],
         'argv': [
           k8s.bin_dir ~ '/kube-scheduler',
-          '--kubeconfig=' ~ k8s.conf_dir ~ '/scheduler.kubeconfig',
+          '--config=' ~ k8s.conf_dir ~ '/scheduler.yaml',
           '--bind-address=127.0.0.1',
-          '--leader-elect=false',
-        ] + k8s.legacy_flags.insecure_port_off,
+        ],
       },
     } %}
 {#- Why the flags differ from the defaults:
@@ -101,7 +100,35 @@ ark-etcd-configured:
       controller-manager's own role does not cover, e.g., the Job controller creating pods;
     - without --service-account-private-key-file the token controller stays off, service
       accounts get no token, and the Job controller cannot create pods;
-    - one control-plane node, so no leader election. #}
+    - one control-plane node, so no leader election;
+    - the scheduler reads its kubeconfig, leader election and back-off from its configuration
+      file (kubernetes:scheduler_backoff_seconds: a pod waiting for CPUs is tried again that
+      soon, not after Kubernetes' 10 s); with a configuration file the scheduler ignores --port=0,
+      so the file binds the plain-HTTP healthz and metrics of releases before 1.23 to loopback
+      (ark check lists that listener), and turns profiling off, which that port would serve
+      to any local account. #}
+ark-kube-scheduler-configured:
+  file.managed:
+    - name: {{ k8s.conf_dir }}/scheduler.yaml
+    - makedirs: True
+    - user: root
+    - group: root
+    - mode: '0644'
+    - contents: |
+        # Managed by Salt (ARK, formula kubernetes): local changes are overwritten.
+        apiVersion: {{ k8s.legacy_flags.scheduler_config_api }}
+        kind: KubeSchedulerConfiguration
+        clientConnection:
+          kubeconfig: {{ k8s.conf_dir }}/scheduler.kubeconfig
+        leaderElection:
+          leaderElect: false
+        podInitialBackoffSeconds: 1
+        podMaxBackoffSeconds: {{ kube.scheduler_backoff_seconds }}
+        enableProfiling: false
+{%- if k8s.legacy_flags.scheduler_plain_http %}
+        healthzBindAddress: {{ k8s.legacy_flags.scheduler_plain_http }}
+        metricsBindAddress: {{ k8s.legacy_flags.scheduler_plain_http }}
+{%- endif %}
 {%- for name, unit in units | dictsort %}
 
 ark-{{ name }}-unit:

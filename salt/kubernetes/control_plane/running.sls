@@ -65,6 +65,7 @@ ark-kube-scheduler-running:
       - service: ark-kube-apiserver-running
     - watch:
       - file: ark-kube-scheduler-unit
+      - file: ark-kube-scheduler-configured
       - file: ark-kube-scheduler-installed
       - file: ark-kubeconfig-scheduler
       - x509: ark-pki-scheduler-cert
