@@ -22,7 +22,7 @@ from .translate import Caller, build_job
 PLACEHOLDER_SCRIPT = "# the ARC job script that submit-kubernetes-job builds goes here\n"
 LRMS_FILES = ("submit-kubernetes-job", "scan-kubernetes-job", "cancel-kubernetes-job",
               "configure-kubernetes-env.sh", "ark-common.sh", "KUBERNETESmod.pm")
-CLIENT_MODULES = ("__init__.py", "protocol.py", "client.py")
+CLIENT_MODULES = ("__init__.py", "protocol.py", "arcconf.py", "client.py")
 
 
 def main(argv: list[str] | None = None) -> int:

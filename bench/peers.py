@@ -210,12 +210,15 @@ class Peers:
         last = time.monotonic()
         while pending:
             for grid_id in list(pending):
-                states = self.watch.times(grid_id).states
-                if "FAILED" in states:
+                if "FINISHED" not in self.watch.times(grid_id).states:
+                    continue
+                # A-REX writes FINISHED for a failed job too, and why in its .failed file.
+                failed = self.controldir / f"job.{grid_id}.failed"
+                if failed.exists():
                     errors = self.controldir / f"job.{grid_id}.errors"
-                    sys.exit(f"job {grid_id} FAILED:\n{errors.read_text()[-3000:] if errors.exists() else ''}")
-                if "FINISHED" in states:
-                    pending.discard(grid_id)
+                    sys.exit(f"job {grid_id} failed: {failed.read_text().strip()}\n"
+                             f"{errors.read_text()[-3000:] if errors.exists() else ''}")
+                pending.discard(grid_id)
             if time.monotonic() > deadline:
                 sys.exit(f"{len(pending)} of {len(jobs)} jobs not FINISHED in time, e.g. {sorted(pending)[0]}: "
                          f"{self.watch.times(sorted(pending)[0])}")
