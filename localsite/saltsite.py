@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -320,7 +320,16 @@ def running_salt_site(plan: SitePlan, workdir: Path, progress: Progress = print,
         yield site
 
 
-def push_image(site: SaltSite, source: str, repository: str, account: dict[str, str], workdir: Path) -> None:
+class SiteAdmin(Protocol):
+    """What the admin of a deployed site holds (a SaltSite, a Vagrant site): its plan, a work
+    directory with the bundle in files/, and the pillar `ark init` wrote (with the site CA)."""
+
+    plan: SitePlan
+    workdir: Path
+    pillar: Path
+
+
+def push_image(site: SiteAdmin, source: str, repository: str, account: dict[str, str], workdir: Path) -> None:
     """Push an image (a skopeo source, e.g. oci-archive:FILE) over TLS (site CA) with a registry
     account (pillar {name, password})."""
     certs = workdir / "registry-certs"
@@ -339,7 +348,7 @@ def push_image(site: SaltSite, source: str, repository: str, account: dict[str, 
 NO_SHELL = ("/usr/bin/sh", "/usr/bin/dash", "/usr/bin/bash")
 
 
-def push_site_images(site: SaltSite, workdir: Path, progress: Progress = print) -> None:
+def push_site_images(site: SiteAdmin, workdir: Path, progress: Progress = print) -> None:
     """After the deploy: the site admin pushes the bundle's pod sandbox image, VO alpha's manager
     its images, built on the bundle's VO base image (each with /etc/ark-image naming it), one of
     them without a shell."""
@@ -354,12 +363,12 @@ def push_site_images(site: SaltSite, workdir: Path, progress: Progress = print) 
         push_image(site, f"oci:{layout}:{LAYOUT_TAG}", f"vo-alpha/{tag}", accounts["push_users"]["alpha"], workdir)
 
 
-def site_ca(site: SaltSite) -> Path:
-    """The site CA's certificate, as every host has it."""
-    return site.with_role("registry").root / "etc/ark/pki/ca.crt"
+def site_ca(site: SiteAdmin) -> Path:
+    """The site CA's certificate, which ark init keeps beside the pillar with its key (ca.key)."""
+    return site.pillar / "ca" / "ca.crt"
 
 
-def grid_client(site: SaltSite, workdir: Path, dn: str | None = None) -> ArcClient:
+def grid_client(site: SiteAdmin, workdir: Path, dn: str | None = None) -> ArcClient:
     """The ARC client for a grid user (default: VO alpha's first member, pillar ark:vos:alpha:dns)
     with a certificate from the site CA, seeing the CE by its name."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -384,3 +393,19 @@ def grid_client(site: SaltSite, workdir: Path, dn: str | None = None) -> ArcClie
     ce = site.plan.with_role("ce").name
     return ArcClient.create(workdir / "client", site.plan.arex_endpoint, GridIdentity(cert, key, ca_dir),
                             {ce: site.plan.address(ce)})
+
+
+def hello_grid_job(site: SiteAdmin, workdir: Path, name: str, timeout: float = 300) -> tuple[str, str, float]:
+    """A grid user's first job through the site: `echo hello NAME; id -u` from the ARC client
+    outside it, waited for and its stdout brought back with arcget. Returns the job's final state,
+    that stdout ("" unless Finished) and the seconds from arcsub to the final state."""
+    workdir.chmod(0o755)
+    client = grid_client(site, workdir / "client")
+    started = time.monotonic()
+    job = client.submit(f'&(executable="/bin/sh")(arguments="-c" "echo hello {name}; id -u")'
+                        f'(stdout="stdout.txt")(jobname="{name}")', cwd=workdir)
+    state = client.wait(job, timeout=timeout)
+    seconds = time.monotonic() - started
+    if state != "Finished":
+        return state, "", seconds
+    return state, (client.get(job, workdir / "results") / "stdout.txt").read_text(), seconds

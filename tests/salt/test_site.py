@@ -30,7 +30,7 @@ from ark.inventory import load_inventory
 from ark.saltresult import changed_labels, failure, summarize
 from localsite.host import Host
 from localsite.saltsite import (ALL_IN_ONE, SESSIONDIR, SITES, SPLIT, HostPlan, SaltSite, example_pillar, grid_client,
-                                push_site_images, running_salt_site)
+                                hello_grid_job, push_site_images, running_salt_site)
 
 pytestmark = [
     pytest.mark.host,
@@ -268,15 +268,9 @@ def test_grid_job_from_the_arc_client(site, tmp_path):
     """The issue's end-to-end proof: arcsub from outside the site, over TLS to A-REX (host
     certificate from the site PKI), mapped by the VO's authgroup to its account, run by arkd as a
     pod on the worker, and its output back with arcget."""
-    tmp_path.chmod(0o755)
-    client = grid_client(site, tmp_path / "client")
-    started = time.monotonic()
-    job = client.submit('&(executable="/bin/sh")(arguments="-c" "echo hello grid; id -u")'
-                        '(stdout="stdout.txt")(jobname="site")', cwd=tmp_path)
-    assert client.wait(job, timeout=240) == "Finished"
-    log(f"grid job arcsub -> Finished: {time.monotonic() - started:.1f} s")
-    results = client.get(job, tmp_path / "results")
-    assert (results / "stdout.txt").read_text() == "hello grid\n20001\n"
+    state, stdout, seconds = hello_grid_job(site, tmp_path, "grid", timeout=240)
+    log(f"grid job arcsub -> {state}: {seconds:.1f} s")
+    assert (state, stdout) == ("Finished", "hello grid\n20001\n")
 
 
 def split_site_only(site: SaltSite) -> None:
