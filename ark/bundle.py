@@ -101,6 +101,14 @@ def say(line: str) -> None:
     print(f"==> {line}", flush=True)
 
 
+def served_at(bundle_pillar: dict[str, Any], url: str) -> dict[str, Any]:
+    """A bundle's pillar `ark` keys (its pillar.yaml's) for the bundle served at `url`."""
+    url = url.rstrip("/")
+    apt = bundle_pillar.get("apt") or {}
+    return {**bundle_pillar, "files_repo": url,
+            "apt": {**apt, "proxy": "", "repository": {**(apt.get("repository") or {}), "url": f"{url}/debian"}}}
+
+
 def add_bundle(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
         "bundle", help="build the directory a site with no internet serves as its files repository",

@@ -4,8 +4,8 @@
 same two commands an admin runs against real hosts, against an inventory made from the site file
 (vagrant/sites/SITE.yaml, itself an inventory) and the bundle's pillar.yaml:
 
-  prepare    before `vagrant up`, for the docker provider (podman): the network the site's
-             addresses are on, and the machine image
+  prepare    before `vagrant up`: for the docker provider (podman) the network the site's
+             addresses are on and the machine image, for libvirt ARK's box (ark.machineimage)
   provision  after the last machine is up (or `vagrant provision`): the bundle (`ark bundle` if
              there is none), the inventory, then `ark init` and `ark deploy` while the bundle is
              served on the network's gateway address, the site's only source of packages
@@ -22,34 +22,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.server
 import ipaddress
 import os
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import machineimage
+from .bundle import served_at
 from .errors import ArkError
-from .images import SUITE, debian_mirror
 from .inventory import merge
 
 VAGRANT_DIR = Path(__file__).resolve().parents[1] / "vagrant"
+# The docker image's root archive, named after the image: a new image name in settings.yaml
+# (docker.image) when ark.machineimage changes is a new build.
 CACHE = Path("/var/cache/ark/vagrant")
-# What the machine image holds beyond minbase: systemd as PID 1, sshd and sudo for Vagrant's
-# user, and what `ark deploy` needs of a host (python3-venv).
-IMAGE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "procps", "sudo", "openssh-server",
-                  "python3", "python3-venv", "ca-certificates")
-# Bump when IMAGE_PACKAGES or _prepare_root change, so a stale cached root is not reused.
-IMAGE_VERSION = "1"
-VAGRANT_USER = "vagrant"
-SERVE_TIMEOUT = 20.0  # seconds for the bundle's HTTP server to listen
 
 
 class VagrantError(ArkError):
@@ -67,6 +61,7 @@ class Settings:
     subnet: ipaddress.IPv4Network
     files_port: int
     image: str
+    box_dir: Path | None  # ARK's own libvirt box, its kernel and initramfs; None: another box
 
     @property
     def gateway(self) -> str:
@@ -78,46 +73,80 @@ class Settings:
         return f"http://{self.gateway}:{self.files_port}"
 
 
-def load_settings(directory: Path = VAGRANT_DIR, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(directory: Path = VAGRANT_DIR, environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     path = directory / "settings.yaml"
-    raw = yaml.safe_load(path.read_text()) or {}
-    site = env.get("ARK_SITE") or raw.get("site")
+    raw = read_yaml(path)
+
+    def setting(key: str) -> Any:
+        value: Any = raw
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            raise VagrantError(f"{path}: {key} is missing (the file in the repository has every key)")
+        return value
+
+    site = env.get("ARK_SITE") or setting("site")
     site_file = directory / "sites" / f"{site}.yaml"
     if not site_file.is_file():
         known = ", ".join(sorted(p.stem for p in (directory / "sites").glob("*.yaml")))
         raise VagrantError(f"site {site!r} (ARK_SITE or site: in {path}): no {site_file}; the sites are {known}")
     try:
-        subnet = ipaddress.IPv4Network(raw["network"]["subnet"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise VagrantError(f"{path}: network.subnet must be an IPv4 range such as 10.213.60.0/24 ({e})") from None
-    bundle = Path(env.get("ARK_BUNDLE") or raw["bundle"])
+        subnet = ipaddress.IPv4Network(setting("network.subnet"))
+        files_port = int(setting("files_port"))
+        if not 1 <= files_port <= 65535:
+            raise ValueError(f"files_port {files_port}")
+    except ValueError as e:
+        raise VagrantError(f"{path}: network.subnet must be an IPv4 range such as 10.213.60.0/24, files_port a "
+                           f"port number ({e})") from None
+    bundle = Path(env.get("ARK_BUNDLE") or setting("bundle"))
     return Settings(site=site, site_file=site_file, bundle=bundle if bundle.is_absolute() else directory / bundle,
-                    network=raw["network"]["name"], subnet=subnet, files_port=int(raw["files_port"]),
-                    image=raw["docker"]["image"])
+                    network=setting("network.name"), subnet=subnet, files_port=files_port,
+                    image=setting("docker.image"),
+                    box_dir=directory / setting("libvirt.box_dir") if setting("libvirt.box_dir") else None)
 
 
-def site_inventory(site: dict[str, Any], bundle_pillar: dict[str, Any], files_repo: str, site_dir: Path,
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise VagrantError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise VagrantError(f"{path}: expected a mapping of settings")
+    return data
+
+
+def check_addresses(site: dict[str, Any], site_file: Path, subnet: ipaddress.IPv4Network) -> dict[str, Any]:
+    """The site file's hosts, each address on the network and not this machine's; checked before
+    any machine is made. What else is wrong with a host, ark init names."""
+    hosts = site.get("hosts")
+    if not isinstance(hosts, dict) or not hosts or not all(isinstance(host, dict) for host in hosts.values()):
+        raise VagrantError(f"{site_file}: hosts must map each machine's name to its address and roles")
+    for name, host in hosts.items():
+        try:
+            address = ipaddress.IPv4Address(host["address"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if address not in subnet or address == next(subnet.hosts()):
+            raise VagrantError(f"{site_file}: hosts.{name}.address {address} must be in network.subnet {subnet}, "
+                               "and not its first address (this machine's)")
+    return hosts
+
+
+def site_inventory(site: dict[str, Any], bundle_pillar: dict[str, Any], files_repo: str, site_file: Path,
                    subnet: ipaddress.IPv4Network) -> dict[str, Any]:
     """The inventory `ark init` and `ark deploy` get: the site file with the bundle's pillar keys
     (pointed at `files_repo`) under its settings, its pillar file's path made absolute, and every
     host reached as Vagrant's user unless the site file says otherwise."""
-    hosts = site.get("hosts") or {}
-    for name, host in hosts.items():
-        address = ipaddress.IPv4Address(host["address"])
-        if address not in subnet or address == next(subnet.hosts()):
-            raise VagrantError(f"{site_dir}: hosts.{name}.address {address} must be in network.subnet {subnet}, "
-                               "and not its first address (this machine's)")
-    made_for_bundle = dict(bundle_pillar["ark"])
-    made_for_bundle["files_repo"] = files_repo
-    made_for_bundle["apt"] = merge(made_for_bundle.get("apt", {}),
-                                   {"repository": {"url": f"{files_repo}/debian"}, "proxy": ""})
+    hosts = check_addresses(site, site_file, subnet)
+    if not isinstance(bundle_pillar.get("ark"), dict):
+        raise VagrantError("the bundle's pillar.yaml has no ark: mapping: rebuild it with ark bundle")
     given = dict(site.get("site") or {})
     if "pillar" in given:
-        given["pillar"] = str((site_dir / given["pillar"]).resolve())
-    given["settings"] = merge(made_for_bundle, given.get("settings") or {})
+        given["pillar"] = str((site_file.parent / given["pillar"]).resolve())
+    given["settings"] = merge(served_at(bundle_pillar["ark"], files_repo), given.get("settings") or {})
     return {**site, "site": given,
-            "hosts": {name: {"ssh_user": VAGRANT_USER, **host} for name, host in hosts.items()}}
+            "hosts": {name: {"ssh_user": machineimage.VAGRANT_USER, **host} for name, host in hosts.items()}}
 
 
 # --- prepare -------------------------------------------------------------------------------
@@ -125,7 +154,12 @@ def site_inventory(site: dict[str, Any], bundle_pillar: dict[str, Any], files_re
 
 def ensure_network(settings: Settings) -> None:
     """The docker network the machines' addresses are on, this machine its gateway."""
-    if subprocess.run(["docker", "network", "inspect", settings.network], capture_output=True).returncode == 0:
+    found = subprocess.run(["docker", "network", "inspect", "--format", "{{range .Subnets}}{{.Subnet}} {{end}}",
+                            settings.network], capture_output=True, text=True)
+    if found.returncode == 0:
+        if str(settings.subnet) not in found.stdout.split():
+            raise VagrantError(f"network {settings.network} exists with {found.stdout.strip() or 'another range'}, "
+                               f"not network.subnet {settings.subnet}: remove it or name another in settings.yaml")
         return
     say(f"creating network {settings.network} ({settings.subnet}, this machine {settings.gateway})")
     _run(["docker", "network", "create", "--subnet", str(settings.subnet), "--gateway", settings.gateway,
@@ -133,55 +167,23 @@ def ensure_network(settings: Settings) -> None:
 
 
 def ensure_image(settings: Settings, insecure_key: Path) -> None:
-    """The machine image of the docker provider: Debian 12 with systemd, sshd and Vagrant's user
-    (sudo without a password, Vagrant's insecure key, which Vagrant replaces at first boot),
-    imported from a debootstrap root cached in CACHE."""
+    """The docker provider's machine image, imported from a root archive cached in CACHE."""
     if subprocess.run(["docker", "image", "inspect", settings.image], capture_output=True).returncode == 0:
         return
-    archive = root_archive(insecure_key)
+    archive = CACHE / (settings.image.replace("/", "-").replace(":", "-") + ".tar")
+    if not archive.exists():
+        say(f"building the machine image's root {archive} (once)")
+    machineimage.container_archive(archive, insecure_key, say)
     say(f"importing {archive} as {settings.image}")
     with archive.open("rb") as tar:
         _run(["docker", "import", "--change", 'CMD ["/sbin/init"]', "-", settings.image], stdin=tar)
 
 
-def root_archive(insecure_key: Path) -> Path:
-    archive = CACHE / f"debian12-v{IMAGE_VERSION}.tar"
-    if archive.exists():
-        return archive
-    CACHE.mkdir(parents=True, exist_ok=True)
-    mirror = debian_mirror()
-    say(f"building the machine image's root: debootstrap {SUITE} from {mirror} (about two minutes, once)")
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        root = Path(tmp) / "root"
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(IMAGE_PACKAGES)}", SUITE, str(root), mirror])
-        _prepare_root(root, insecure_key.read_text())
-        building = Path(tmp) / archive.name
-        _run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(building), "."])
-        building.rename(archive)
-    return archive
-
-
-def _prepare_root(root: Path, insecure_key: str) -> None:
-    # Each machine makes its own machine-id and SSH host keys at first boot, as a real one would.
-    (root / "etc/machine-id").write_text("")
-    for key in (root / "etc/ssh").glob("ssh_host_*"):
-        key.unlink()
-    dropin = root / "etc/systemd/system/ssh.service.d"
-    dropin.mkdir(parents=True)
-    (dropin / "ark-host-keys.conf").write_text(
-        "[Service]\n# Host keys before sshd's own config test, which fails without them.\n"
-        "ExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n")
-    _run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", VAGRANT_USER])
-    sudoers = root / "etc/sudoers.d" / VAGRANT_USER
-    sudoers.write_text(f"{VAGRANT_USER} ALL=(ALL) NOPASSWD: ALL\n")
-    sudoers.chmod(0o440)
-    ssh_dir = root / "home" / VAGRANT_USER / ".ssh"
-    ssh_dir.mkdir(mode=0o700)
-    (ssh_dir / "authorized_keys").write_text(insecure_key)
-    (ssh_dir / "authorized_keys").chmod(0o600)
-    _run(["chroot", str(root), "chown", "-R", f"{VAGRANT_USER}:{VAGRANT_USER}", f"/home/{VAGRANT_USER}/.ssh"])
-    for deb in (root / "var/cache/apt/archives").glob("*.deb"):
-        deb.unlink()
+def ensure_box(settings: Settings, insecure_key: Path) -> None:
+    """The libvirt provider's box (ARK's own, when settings name its directory)."""
+    if settings.box_dir and not (settings.box_dir / "box.box").exists():
+        say(f"building the libvirt box {settings.box_dir} (once)")
+        machineimage.libvirt_box(settings.box_dir, insecure_key, say)
 
 
 # --- provision -----------------------------------------------------------------------------
@@ -191,11 +193,11 @@ def provision(settings: Settings, state: Path) -> None:
     if not (settings.bundle / "pillar.yaml").is_file():
         say(f"no bundle in {settings.bundle}: building it with ark bundle (minutes the first time)")
         _ark("bundle", "--out", str(settings.bundle))
-    site = yaml.safe_load(settings.site_file.read_text())
-    bundle_pillar = yaml.safe_load((settings.bundle / "pillar.yaml").read_text())
+    site = read_yaml(settings.site_file)
+    bundle_pillar = read_yaml(settings.bundle / "pillar.yaml")
     inventory = state / "inventory.yaml"
     inventory.write_text(yaml.safe_dump(
-        site_inventory(site, bundle_pillar, settings.files_repo, settings.site_file.parent, settings.subnet),
+        site_inventory(site, bundle_pillar, settings.files_repo, settings.site_file, settings.subnet),
         sort_keys=False))
     say(f"site {settings.site}: inventory {inventory}, bundle {settings.bundle} served at {settings.files_repo}")
     with serving(settings.bundle, settings.gateway, settings.files_port, state / "files.log"):
@@ -206,24 +208,31 @@ def provision(settings: Settings, state: Path) -> None:
 
 
 @contextlib.contextmanager
-def serving(directory: Path, address: str, port: int, log: Path) -> Iterator[None]:
-    """`directory` over HTTP on address:port while the block runs."""
-    with log.open("wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", address, "--directory",
-                                   str(directory), str(port)], stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + SERVE_TIMEOUT
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=1):
-                break
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise VagrantError(f"the bundle's HTTP server does not listen on {address}:{port} (see {log}): "
-                                   "is the network up, or the port taken (files_port in vagrant/settings.yaml)?")
-            time.sleep(0.2)
-        yield
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def serving(directory: Path, address: str, port: int, log: Path) -> Iterator[int]:
+    """`directory` over HTTP on address:port (0: any free one) while the block runs, from this
+    process, yielding the port: a port another process holds is an error at once, never that
+    process answering instead."""
+    with log.open("a") as out:
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=str(directory), **kwargs)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+                out.write(f"{self.address_string()} {format % args}\n")
+
+        try:
+            server = http.server.ThreadingHTTPServer((address, port), Handler)
+        except OSError as e:
+            raise VagrantError(f"cannot serve the bundle on {address}:{port}: {e.strerror}: is the network up, or "
+                               "the port taken (files_port in vagrant/settings.yaml)?") from None
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield server.server_address[1]
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
 
 
 # --- forget --------------------------------------------------------------------------------
@@ -268,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, required=True, metavar="DIR",
                         help="where the site's admin files go (Vagrant's state directory /ark)")
     steps = parser.add_subparsers(dest="step", required=True)
-    prepare = steps.add_parser("prepare", help="for docker: the network and the machine image")
+    prepare = steps.add_parser("prepare", help="docker: the network and the machine image; libvirt: the box")
     prepare.add_argument("--provider", required=True)
     prepare.add_argument("--insecure-key", type=Path, required=True, metavar="FILE",
                          help="Vagrant's insecure public key (keys/vagrant.pub of Vagrant's source)")
@@ -280,9 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.step == "prepare":
+            check_addresses(read_yaml(settings.site_file), settings.site_file, settings.subnet)
             if args.provider == "docker":
                 ensure_network(settings)
                 ensure_image(settings, args.insecure_key)
+            elif args.provider == "libvirt":
+                ensure_box(settings, args.insecure_key)
         elif args.step == "provision":
             provision(settings, args.state)
         else:

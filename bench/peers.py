@@ -147,8 +147,8 @@ class Peers:
         self.client = client
         self.work = work
         self.arc_conf = (self.ce.root / ARC_CONF.lstrip("/")).read_text()
-        self.controldir = self.ce.root / arc_conf_option(self.arc_conf, "arex", "controldir").lstrip("/")
-        self.watch = ControlDirWatch(self.controldir).start()
+        self.watch = ControlDirWatch(self.ce.root / arc_conf_option(self.arc_conf, "arex", "controldir").lstrip("/"))
+        self.watch.start()
 
     # --- A-REX with one backend ----------------------------------------------------------------
 
@@ -213,9 +213,9 @@ class Peers:
                 if "FINISHED" not in self.watch.times(grid_id).states:
                     continue
                 # A-REX writes FINISHED for a failed job too, and why in its .failed file.
-                failed = self.controldir / f"job.{grid_id}.failed"
+                failed = self.watch.layout.job_file(grid_id, "failed")
                 if failed.exists():
-                    errors = self.controldir / f"job.{grid_id}.errors"
+                    errors = self.watch.layout.job_file(grid_id, "errors")
                     sys.exit(f"job {grid_id} failed: {failed.read_text().strip()}\n"
                              f"{errors.read_text()[-3000:] if errors.exists() else ''}")
                 pending.discard(grid_id)

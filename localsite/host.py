@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ark.images import SUITE, debian_mirror
+from ark.machineimage import debootstrap
 from localsite.netns import Lan, Netns
 from localsite.processes import stop
 
-# Bump when BASE_PACKAGES or _prepare_base change, so a stale cached root is not reused.
+# Bump when BASE_PACKAGES or ark.machineimage.debootstrap change, so a stale cached root is not reused.
 BASE_VERSION = "2"
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "iproute2", "procps", "python3", "python3-venv", "ca-certificates",
@@ -164,22 +164,9 @@ def base_image(progress: Progress = print) -> Path:
     building = image.with_name(f"{image.name}.building-{os.getpid()}")
     shutil.rmtree(building, ignore_errors=True)
     building.parent.mkdir(parents=True, exist_ok=True)
-    include = ",".join(BASE_PACKAGES)
-    _run(["debootstrap", "--variant=minbase", f"--include={include}", SUITE, str(building), debian_mirror()])
-    _prepare_base(building)
+    debootstrap(building, BASE_PACKAGES, progress)
     _publish(building, image)
     return image
-
-
-def _prepare_base(root: Path) -> None:
-    # An empty machine-id makes systemd generate a fresh one at each boot, so hosts differ.
-    (root / "etc/machine-id").write_text("")
-    # Each host gets SSH host keys of its own at boot_host, as each real machine has.
-    for key in (root / "etc/ssh").glob("ssh_host_*"):
-        key.unlink()
-    # Downloaded packages only make every per-host copy slower.
-    for deb in (root / "var/cache/apt/archives").glob("*.deb"):
-        deb.unlink()
 
 
 def _publish(built: Path, target: Path) -> None:
@@ -254,7 +241,7 @@ def boot_host(
     progress(f"==> booting test host {name} ({netns.node_ip}, netns {netns.name})")
     started = time.monotonic()
     _run(["cp", "--reflink=auto", "-a", str(base), str(root)])
-    # debootstrap copied this machine's /etc/hostname, and systemd sets the hostname from it.
+    # systemd sets the hostname from it.
     (root / "etc/hostname").write_text(f"{name}\n")
     # minbase has no /etc/hosts; Debian's installer writes this much.
     (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,21 +70,31 @@ def vagrant_env(workdir: Path, site: str, bundle: Path) -> dict[str, str]:
 
 
 def vagrant(args: tuple[str, ...], env: dict[str, str], *, timeout: float, progress: Progress) -> str:
-    lines = []
+    """`vagrant ARGS`, its output to `progress` as it comes; returns it, or raises. On a timeout
+    its whole process group goes (ark deploy and ssh under it too)."""
+    lines: list[str] = []
     with subprocess.Popen(["vagrant", *args], cwd=VAGRANT_DIR, env=env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
-        assert run.stdout
-        deadline = time.monotonic() + timeout
-        for line in run.stdout:
-            lines.append(line.rstrip("\n"))
-            progress(f"   {lines[-1]}")
-            if time.monotonic() > deadline:
-                run.terminate()
-                raise RuntimeError(f"vagrant {args[0]} took more than {timeout} s")
-    output = "\n".join(lines)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True) as run:
+
+        def read() -> None:
+            assert run.stdout
+            for line in run.stdout:
+                lines.append(line.rstrip("\n"))
+                progress(f"   {lines[-1]}")
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            run.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGTERM)
+            run.wait(30)
+            raise RuntimeError(f"vagrant {args[0]} took more than {timeout} s") from None
+        finally:
+            reader.join(30)
     if run.returncode != 0:
         raise RuntimeError(f"vagrant {' '.join(args)} failed (exit {run.returncode}):\n" + "\n".join(lines[-30:]))
-    return output
+    return "\n".join(lines)
 
 
 def site_plan(settings: Settings) -> SitePlan:
@@ -119,6 +131,7 @@ def running_vagrant_site(site: str, workdir: Path, progress: Progress = print) -
 
 
 def _firewall(table: str) -> tuple[set[str], list[str]]:
+    """The user chains of an iptables table, and its rules in `iptables -S` form."""
     lines = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True,
                            check=True).stdout.splitlines()
     return ({line.split()[1] for line in lines if line.startswith("-N ")},
@@ -127,22 +140,25 @@ def _firewall(table: str) -> tuple[set[str], list[str]]:
 
 @contextlib.contextmanager
 def firewall_restored() -> Iterator[None]:
-    """The machine's iptables chains and rules of FIREWALL_TABLES as they were before the block:
-    what was added meanwhile is removed again (podman's CNI plugins keep theirs)."""
+    """The chains podman's CNI plugins add to the machine's FIREWALL_TABLES (CNI-*) and keep after
+    their last network is gone, removed again with the rules that jump to them, unless they
+    were there before the block."""
     before = {table: _firewall(table) for table in FIREWALL_TABLES}
     try:
         yield
     finally:
-        for table, (chains, rules) in before.items():
-            _restore(table, chains, rules)
+        for table, (chains, _) in before.items():
+            _remove_cni_chains(table, keep=chains)
 
 
-def _restore(table: str, chains: set[str], rules: list[str]) -> None:
+def _remove_cni_chains(table: str, keep: set[str]) -> None:
     now_chains, now_rules = _firewall(table)
-    added = now_chains - chains
-    # Rules added to chains that were there (built-in ones too); the added chains go whole.
-    for rule in reversed([r for r in now_rules if r not in rules and r.split()[1] not in added]):
-        subprocess.run(["iptables", "-w", "-t", table, "-D", *shlex.split(rule)[1:]], check=True)
+    added = {chain for chain in now_chains - keep if chain.startswith("CNI-")}
+    for rule in reversed(now_rules):
+        words = shlex.split(rule)
+        jumps_to = words[words.index("-j") + 1] if "-j" in words else None
+        if words[1] not in added and jumps_to in added:
+            subprocess.run(["iptables", "-w", "-t", table, "-D", *words[1:]], check=True)
     for action in ("-F", "-X"):
         for chain in added:
             subprocess.run(["iptables", "-w", "-t", table, action, chain], check=True)

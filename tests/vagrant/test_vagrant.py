@@ -20,6 +20,7 @@ from localsite.saltsite import hello_grid_job, push_site_images
 from localsite.vagrantsite import VagrantSite, running_vagrant_site, vagrant, vagrant_env
 
 SITE = "all-in-one"
+pytestmark = pytest.mark.host  # rootful podman and the machine's iptables: root only
 
 
 def log(message: str) -> None:
@@ -69,10 +70,15 @@ def test_a_grid_job_from_the_arc_client_comes_back_with_arcget(up, tmp_path):
     assert (state, stdout) == ("Finished", "hello vagrant\n20001\n")
 
 
-def test_vagrant_destroy_leaves_no_machine_and_no_network(up):
+def test_vagrant_destroy_leaves_no_machine_no_volume_and_no_network(up):
+    def docker(*args: str) -> list[str]:
+        return subprocess.run(["docker", *args], env=up.env, capture_output=True, text=True, check=True).stdout.split()
+
+    machines = [name for name in docker("ps", "-a", "--format", "{{.Names}}") if name.startswith("vagrant_")]
+    volumes = {v for m in machines for v in docker("inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", m)}
+    assert machines and volumes, (machines, volumes)
     up.vagrant("destroy", "--force", timeout=300, progress=log)
-    containers = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], env=up.env, capture_output=True,
-                                text=True, check=True).stdout.split()
-    assert not [name for name in containers if name.startswith("vagrant_")], containers
+    assert not [name for name in docker("ps", "-a", "--format", "{{.Names}}") if name.startswith("vagrant_")]
+    assert not volumes & set(docker("volume", "ls", "-q")), "the machines' /var volumes are still there"
     network = subprocess.run(["docker", "network", "inspect", up.settings.network], env=up.env, capture_output=True)
     assert network.returncode != 0, f"network {up.settings.network} is still there"
