@@ -116,6 +116,9 @@ SCHEDULER_PLAIN_HTTP_UNTIL = (1, 23)
 SESSION_SERVER_LISTENERS = {("glusterd", "*:24007"), ("glusterfsd", "*:*")}
 # Every host: sshd, which the site admin deploys and checks through.
 HOST_LISTENERS = {("sshd", "0.0.0.0:{ssh_port}"), ("sshd", "[::]:{ssh_port}")}
+# The Salt master's host (inventory site.salt_master): its publish and request ports on the host's
+# address. ss names the process by its first 15 characters, the virtualenv's python3.
+SALT_MASTER_LISTENERS = {("/opt/salt/bin/p", "{ip}:4505"), ("/opt/salt/bin/p", "{ip}:4506")}
 CA_CERT = "/etc/ark/pki/ca.crt"
 # Per role, what an unprivileged local account must not reach, and a probe run as nobody with the
 # host's python3 that prints "closed: <why>" or "open: <what answered>".
@@ -179,6 +182,7 @@ class SiteHost:
     ssh_user: str
     ssh_port: int
     pillar: dict[str, Any]  # pillar `ark` as Salt gives this host, over salt/ark/defaults.yaml
+    salt_master: bool = False  # the host runs the site's salt-master
 
     @property
     def node_name(self) -> str:
@@ -219,7 +223,8 @@ def load_site(hosts: Iterable[Any], pillar_dir: Path, salt_dir: Path) -> Site:
         if not isinstance(ark, dict):
             raise ArkError(f"pillar {pillar_dir} gives host {host.name} no ark: run ark init again")
         site.append(SiteHost(host.name, host.address, tuple(host.roles), getattr(host, "ssh_user", "root"),
-                             getattr(host, "ssh_port", 22), merge(defaults, ark)))
+                             getattr(host, "ssh_port", 22), merge(defaults, ark),
+                             pillar_value(pillar_dir, host.name, "ark_orchestrate:master") == host.name))
     return Site(tuple(site))
 
 
@@ -285,7 +290,8 @@ def listen_facts(host: SiteHost) -> dict[str, Any]:
 def expected_listeners(host: SiteHost) -> dict[str, set[Listener]]:
     """Per role (and HOST for sshd), the TCP listeners that role brings, as patterns."""
     facts = listen_facts(host)
-    expected = {HOST: {(process, local.format(**facts)) for process, local in HOST_LISTENERS}}
+    host_listeners = HOST_LISTENERS | (SALT_MASTER_LISTENERS if host.salt_master else set())
+    expected = {HOST: {(process, local.format(**facts)) for process, local in host_listeners}}
     for role in host.roles:
         expected[role] = {(process, local.format(**facts)) for process, local in LISTENERS.get(role, ())}
     version = str(((host.pillar.get("kubernetes") or {}).get("version")))

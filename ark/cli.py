@@ -83,8 +83,10 @@ def run_init(args: argparse.Namespace) -> None:
             "rules only, not by Salt's render of the states; install Salt or give --salt-call")
     else:
         check = salt_check(salt_call, hosts, args.salt_dir)
-    write_pillar(out, pillar_tree(inventory, ca), ca if keep else None, check)
-    say(f"pillar written to {out}: top.sls, site.sls, hosts/{{{','.join(hosts)}}}.sls")
+    tree = pillar_tree(inventory, ca)
+    write_pillar(out, tree, ca if keep else None, check)
+    shared = ", ".join(name for name in tree if not name.startswith("hosts/"))
+    say(f"pillar written to {out}: {shared}, hosts/{{{','.join(hosts)}}}.sls")
 
 
 def salt_check(salt_call: Path, hosts: list[str], salt_dir: Path) -> Callable[[Path], None]:

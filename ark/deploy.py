@@ -13,6 +13,12 @@ inventory says):
    workers (in parallel), the CE; a host with several roles runs once, in the group of its first
    role. Then the same again, which must change nothing.
 
+With a Salt master (inventory site.salt_master; ark/playbooks/deploy-master.yml), step 2 puts the
+trees on the master alone, which runs salt-master; every host runs a salt-minion that knows the
+master by its key's fingerprint, and the master accepts exactly the minion keys ark read over SSH.
+Step 3 is the master's orchestrate (salt/orch/site.sls, the same groups in the same order, which
+ark init writes into pillar ark_orchestrate), twice.
+
 SSH host keys: a host with `ssh_host_key` in the inventory must show that key. Any other host's
 key is recorded on first contact in KNOWN_HOSTS (default: `known_hosts` beside the pillar
 directory, i.e. beside the inventory when the pillar is ark init's default) and must stay the same
@@ -77,6 +83,7 @@ class InventoryHost(Protocol):
 
 class HasHosts(Protocol):
     hosts: tuple[InventoryHost, ...]
+    salt_master: str | None  # the host running salt-master; None: masterless
 
 
 @dataclass
@@ -209,16 +216,48 @@ def salt_wheels(pillar_dir: Path, host: str, version: str) -> dict[str, str]:
     return {str(name): str(sha256) for name, sha256 in wheels.items()}
 
 
-def minion_config(name: str, options: Mapping[str, Any] | None = None) -> str:
-    """/etc/salt/minion: masterless, minion id = inventory name; `options` are added (e.g.
+def minion_config(name: str, options: Mapping[str, Any] | None = None, master: str | None = None) -> str:
+    """/etc/salt/minion: minion id = inventory name, masterless, or with the master at address
+    `master` (deploy-master.yml adds its key's fingerprint); `options` are added (e.g.
     {"systemd.scope": False} where `systemd-run --scope` does not work, as in ARK's test hosts)."""
+    where = ({"master": master} if master else
+             {"file_client": "local", "file_roots": {"base": [SALT_ROOTS]}, "pillar_roots": {"base": [PILLAR_ROOTS]}})
+    return yaml.safe_dump({"id": name, **where, **(options or {})}, default_flow_style=False)
+
+
+def master_config(address: str) -> str:
+    """/etc/salt/master: the trees salt.yml puts on the master, served on the host's site address.
+    Keys are accepted by deploy-master.yml alone (Salt's default: no auto_accept)."""
     return yaml.safe_dump({
-        "id": name,
-        "file_client": "local",
+        "interface": address,
         "file_roots": {"base": [SALT_ROOTS]},
         "pillar_roots": {"base": [PILLAR_ROOTS]},
-        **(options or {}),
     }, default_flow_style=False)
+
+
+def master_vars(master: str, minions: list[str]) -> dict[str, Any]:
+    """deploy-master.yml's extra variables."""
+    return {"ark_master": master, "ark_minions": minions,
+            "ark_unit_master": unit("Salt master", "salt-master"),
+            "ark_unit_minion": unit("Salt minion", "salt-minion")}
+
+
+def unit(description: str, command: str) -> str:
+    """A systemd unit running one of the virtualenv's Salt daemons in the foreground."""
+    return "\n".join([
+        "[Unit]",
+        f"Description={description} (Salt in {SALT_VENV}, installed by ark deploy)",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "[Service]",
+        f"ExecStart={SALT_VENV}/bin/{command}",
+        # Salt's own units: a state run the minion forked outlives a restart of the daemon.
+        "KillMode=process",
+        "Restart=on-failure",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
 
 
 def write_tar(source: Path, target: Path, *, private: bool, only: str | None = None) -> None:
@@ -296,9 +335,11 @@ def pinned_known_hosts(hosts: Iterable[InventoryHost]) -> str:
 
 def ansible_inventory(hosts: Sequence[InventoryHost], *, files_repo: dict[str, str],
                       wheels: dict[str, dict[str, str]], known_hosts: Path, pinned: Path, ssh_key: Path | None,
-                      minion_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                      minion_options: Mapping[str, Any] | None = None, master: str | None = None) -> dict[str, Any]:
     """The inventory ansible-runner gets: each host's SSH settings and deploy variables, grouped
-    by its first role (deploy.yml runs the groups in ROLE_ORDER)."""
+    by its first role (deploy.yml runs the groups in ROLE_ORDER), and with a `master` (a host's
+    name) the group ark_salt_master of that host (deploy-master.yml)."""
+    master_address = next(h.address for h in hosts if h.name == master) if master else None
     entries: dict[str, dict[str, Any]] = {}
     for host in hosts:
         entry: dict[str, Any] = {
@@ -311,17 +352,20 @@ def ansible_inventory(hosts: Sequence[InventoryHost], *, files_repo: dict[str, s
                 ssh_key=ssh_key)),
             "ark_pip_install": pip_install(files_repo[host.name]),
             "ark_salt_requirements": salt_requirements(files_repo[host.name], wheels[host.name]),
-            "ark_minion_config": minion_config(host.name, minion_options),
+            "ark_minion_config": minion_config(host.name, minion_options, master_address),
+            "ark_trees": master in (None, host.name),
         }
+        if host.name == master:
+            entry["ark_master_config"] = master_config(host.address)
         if ssh_key:
             entry["ansible_ssh_private_key_file"] = str(ssh_key)
         if host.ssh_user != "root":
             entry["ansible_become"] = True  # sudo without a password
         entries[host.name] = entry
-    groups = role_groups(hosts)
-    return {"all": {"hosts": entries,
-                    "children": {group_name(role): {"hosts": {name: {} for name in names}}
-                                 for role, names in groups.items()}}}
+    children = {group_name(role): {"hosts": {name: {} for name in names}} for role, names in role_groups(hosts).items()}
+    if master:
+        children["ark_salt_master"] = {"hosts": {master: {}}}
+    return {"all": {"hosts": entries, "children": children}}
 
 
 # --- events → progress and results -----------------------------------------------------------
@@ -356,6 +400,9 @@ class Events:
         key = (host, step)
         if kind == "runner_on_start":
             self.steps.setdefault(key, _Step(self.clock()))
+            if step.startswith("orchestrate"):  # one long step: say what it waits for
+                self.progress(f"==> {host}: {step}: highstate of every host in role order, from the master "
+                              "(minutes on a new site; salt-run jobs.active on the master shows the running one)")
             return False
         state = self.steps.setdefault(key, _Step(self.clock()))
         res = data.get("res") or {}
@@ -364,6 +411,8 @@ class Events:
         if kind == "runner_on_unreachable":
             self._error(host, self._unreachable(host, res))
             self._line(host, step, state, "unreachable")
+        elif step.startswith("orchestrate") and kind in ("runner_on_ok", "runner_on_failed"):
+            self._orchestrate(host, step, state, res)
         elif kind == "runner_on_failed":
             if data.get("ignore_errors"):
                 return False
@@ -383,18 +432,58 @@ class Events:
         return False
 
     def _highstate(self, host: str, step: str, state: _Step, res: dict[str, Any], *, failed: bool) -> None:
-        run = "second" if "second" in step else "first"
         returncode = int(res.get("rc", -1) if res.get("rc") is not None else -1)
         result = saltresult.parse(res.get("stdout", ""))
+        if result is None and res.get("msg") and not res.get("stderr"):
+            why = f"{step} did not finish: {_task_message(res)}"  # a timeout, a lost connection
+        else:
+            why = f"{step}: {saltresult.failure(result, returncode, res.get('stderr', ''))}"
+        self._outcome(host, step, state, returncode, result, failed=failed, why=why)
+
+    def _orchestrate(self, master: str, step: str, state: _Step, res: dict[str, Any]) -> None:
+        """The master's orchestrate: each host's highstate as if it had run on its own."""
+        returncode = int(res.get("rc", -1) if res.get("rc") is not None else -1)
+        steps = saltresult.parse_orchestrate(res.get("stdout", ""))
+        if steps is None or (steps and isinstance(steps[0], str)):
+            if steps:
+                why = f"{step}: orch.site does not render: {saltresult.one_line(steps[0])}"
+            elif res.get("msg") and not res.get("stderr"):
+                why = f"{step} did not finish: {_task_message(res)}"
+            else:
+                why = f"{step}: salt-run exited with {returncode} without a result: " \
+                      f"{saltresult.last_line(res.get('stderr', '')) or 'no output'}"
+            self._error(master, why)
+            self._line(master, step, state, "failed")
+            return
+        groups = role_groups(self.hosts.values())
+        highstate = step.replace("orchestrate", "highstate", 1)
+        errors = len(self.result.errors)
+        for group in steps:
+            assert isinstance(group, saltresult.OrchestrateStep)
+            if not group.ran:
+                continue
+            for host in groups.get(group.id.removeprefix("ark-highstate-"), []):
+                # A minion whose highstate changed nothing is not in the step's result.
+                result = group.minions[host] if host in group.minions else {}
+                if result is None:
+                    why = f"{highstate}: the minion did not answer the master (is salt-minion running there?)"
+                else:
+                    why = f"{highstate}: {saltresult.failure(result, 1)}"
+                ok = result is not None and saltresult.summarize(result).ok
+                self._outcome(host, highstate, state, 0 if ok else 1, result, failed=not ok, why=why)
+        if len(self.result.errors) == errors and (returncode != 0 or not all(g.ok for g in steps)):
+            failed = next((g for g in steps if not g.ok), None)
+            self._error(master, f"{step} failed: {saltresult.one_line(failed.comment) if failed else f'exit {returncode}'}")
+        self._line(master, step, state, "ok" if len(self.result.errors) == errors else "failed")
+
+    def _outcome(self, host: str, step: str, state: _Step, returncode: int, result: HighstateResult, *,
+                 failed: bool, why: str) -> None:
+        run = "second" if "second" in step else "first"
         self.result.highstates[run][host] = (returncode, result)
         summary = saltresult.summarize(result)
         counts = f"{summary.states} states, {len(summary.changed)} changed"
         # No JSON from salt-call is no proof of anything, whatever its exit code.
         if failed or returncode != 0 or result is None or not summary.ok:
-            if result is None and res.get("msg") and not res.get("stderr"):
-                why = f"{step} did not finish: {_task_message(res)}"  # a timeout, a lost connection
-            else:
-                why = f"{step}: {saltresult.failure(result, returncode, res.get('stderr', ''))}"
             self._error(host, why)
             self._line(host, step, state, f"failed, {counts}, {len(summary.failed)} failed"
                        if summary.states else "failed")
@@ -405,7 +494,7 @@ class Events:
             self._error(host, f"{step} changed {len(labels)} states, expected none: {shown}")
             self._line(host, step, state, f"failed, {counts} (expected none)")
             return
-        self._line(host, step, state, f"ok, {counts}")
+        self._line(host, step, state, f"ok, {counts}" if summary.states else "ok, nothing changed")
 
     def _unreachable(self, host: str, res: dict[str, Any]) -> str:
         spec = self.hosts.get(host)
@@ -485,7 +574,9 @@ def deploy(
     if ssh_key and not ssh_key.is_file():
         raise ArkError(f"SSH key {ssh_key} does not exist")
     groups = role_groups(hosts)
-    progress(f"==> deploying Salt {version} and the site to {len(hosts)} hosts, highstate in this order: "
+    master = getattr(inventory, "salt_master", None)
+    progress(f"==> deploying Salt {version} and the site to {len(hosts)} hosts"
+             + (f", a salt-master on {master} orchestrating" if master else "") + ", highstate in this order: "
              + "; ".join(f"{role}: {', '.join(names)}" for role, names in groups.items() if names))
     events = Events(hosts, progress, known_hosts=known_hosts)
     with tempfile.TemporaryDirectory(prefix="ark-deploy-") as tmp:
@@ -501,14 +592,16 @@ def deploy(
             runner = ansible_runner.run(
                 private_data_dir=str(work / "runner"),
                 project_dir=str(PLAYBOOKS),
-                playbook="deploy.yml",
+                playbook="deploy-master.yml" if master else "deploy.yml",
                 inventory=ansible_inventory(hosts, files_repo=files_repo, wheels=wheels, known_hosts=known_hosts,
-                                            pinned=pinned, ssh_key=ssh_key, minion_options=minion_options),
+                                            pinned=pinned, ssh_key=ssh_key, minion_options=minion_options,
+                                            master=master),
                 extravars={
                     "ark_salt_version": version,
                     "ark_salt_tar": str(work / "salt.tar"),
                     "ark_pillar_tar": str(work / "pillar.tar"),
                     "ark_highstate_timeout": highstate_timeout,
+                    **(master_vars(master, [h.name for h in hosts]) if master else {}),
                 },
                 envvars=runner_env(config),
                 event_handler=events,
@@ -582,8 +675,10 @@ DESCRIPTION = (
     "Over SSH (ansible), for every host of the inventory: install Salt from the wheels in the site's files "
     "repository (pillar ark:files_repo) into /opt/salt, copy the Salt tree and the host's pillar (written by ark "
     "init) to /srv/ark, then run highstate on the control-plane host, the registry, the workers and the CE, in "
-    "that order, and a second time, which must change nothing. Host keys: the inventory's ssh_host_key, or "
-    "recorded on first contact in KNOWN_HOSTS and enforced from then on."
+    "that order, and a second time, which must change nothing. With a site.salt_master in the inventory, the "
+    "trees go to that host alone, which runs a salt-master serving every host's salt-minion (keys accepted as "
+    "read over SSH) and runs highstate through its orchestrate, orch.site. Host keys: the inventory's "
+    "ssh_host_key, or recorded on first contact in KNOWN_HOSTS and enforced from then on."
 )
 
 

@@ -33,7 +33,7 @@ IPV4_RANGE = re.compile(r"^[0-9]{1,3}([.][0-9]{1,3}){3}/[0-9]{1,2}$")
 SSH_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
 
 INVENTORY_KEYS = ("site", "hosts")
-SITE_KEYS = ("pillar", "settings", "ca")
+SITE_KEYS = ("pillar", "settings", "ca", "salt_master")
 CA_KEYS = ("cert", "key")
 HOST_KEYS = ("address", "roles", "pod_cidr", "ssh_user", "ssh_port", "ssh_host_key")
 # Sections of pillar `ark` whose keys are the site's own names, not ARK's: not checked for typos.
@@ -74,6 +74,8 @@ class Inventory:
     settings: dict[str, Any]
     hosts: tuple[Host, ...]
     ca: CertKey | None  # the admin's own site CA, checked; None: ark init keeps its own
+    # The host that runs salt-master and orchestrates the others' highstates; None: masterless.
+    salt_master: str | None = None
 
     def host_with(self, role: str) -> Host:
         """The host of a role a site runs once (SINGLE_ROLES)."""
@@ -98,7 +100,7 @@ def load_inventory(path: Path, salt_dir: Path) -> Inventory:
         _check_host_entries(source, ark.get("hosts"), hosts)
     hosts = _pod_ranges(hosts, sources, defaults)
     ca = _site_ca(site.get("ca"), path.parent)
-    return Inventory(path, settings, hosts, ca)
+    return Inventory(path, settings, hosts, ca, _salt_master(site.get("salt_master"), hosts))
 
 
 def load_defaults(salt_dir: Path) -> dict[str, Any]:
@@ -364,6 +366,15 @@ def _pod_ranges(hosts: tuple[Host, ...], sources: list[tuple[Source, dict[str, A
                 raise InventoryError(key, f"{pods} overlaps {other_key} {other}")
         taken[pods] = key
     return tuple(replace(h, pod_cidr=h.pod_cidr or str(site_pods)) if "worker" in h.roles else h for h in hosts)
+
+
+def _salt_master(value: Any, hosts: tuple[Host, ...]) -> str | None:
+    if value is None:
+        return None
+    names = [h.name for h in hosts]
+    if value not in names:
+        raise InventoryError("site.salt_master", f"not a host of the inventory ({', '.join(names)})")
+    return str(value)
 
 
 def _site_ca(value: Any, base: Path) -> CertKey | None:

@@ -23,7 +23,7 @@ PillarTree = dict[str, dict[str, Any]]
 
 HEADER = "# Written by `ark init` from the site inventory: change the inventory and run ark init again.\n"
 # What ark init writes into its output directory, which it replaces whole on each run.
-OWN_ENTRIES = ("top.sls", "site.sls", "hosts", "ca")
+OWN_ENTRIES = ("top.sls", "site.sls", "orchestrate.sls", "hosts", "ca")
 
 
 def pillar_tree(inventory: Inventory, ca: CaPem) -> PillarTree:
@@ -38,10 +38,17 @@ def pillar_tree(inventory: Inventory, ca: CaPem) -> PillarTree:
         "bridge": {"session_volume": {"glusterfs": {"server": inventory.host_with("ce").address}}},
         "pki": {"ca": {"cert": ca.cert, "key": ca.key}},
     })
-    tree: PillarTree = {
-        "top.sls": {"base": {"*": ["site"], **{h.name: [f"hosts.{h.name}"] for h in inventory.hosts}}},
-        "site.sls": {"ark": site},
-    }
+    everyone = ["site"]
+    tree: PillarTree = {"top.sls": {}, "site.sls": {"ark": site}}
+    if inventory.salt_master:
+        # salt/orch/site.sls runs highstate group by group in this order; on the master, where the
+        # orchestrate runner compiles its own pillar under an id of its own, hence for '*'.
+        from .deploy import role_groups
+
+        everyone.append("orchestrate")
+        tree["orchestrate.sls"] = {"ark_orchestrate": {"master": inventory.salt_master, "groups": [
+            {"role": role, "hosts": names} for role, names in role_groups(inventory.hosts).items() if names]}}
+    tree["top.sls"] = {"base": {"*": everyone, **{h.name: [f"hosts.{h.name}"] for h in inventory.hosts}}}
     for host in inventory.hosts:
         kubernetes = {"node_name": host.name}
         if host.pod_cidr:

@@ -3,6 +3,10 @@
 A highstate result maps state keys (`MODULE_|-ID_|-NAME_|-FUNCTION`) to their outcome
 ({result, changes, comment, __id__, __run_num__, ...}); when rendering fails, Salt returns a
 list of error messages instead, and no state runs.
+
+An orchestrate (`salt-run --out=json state.orchestrate`) result is the same for the master's
+steps (salt/orch/site.sls): each step's changes hold, per minion whose highstate changed or
+failed, that highstate's result (a minion that did not answer: false).
 """
 
 from __future__ import annotations
@@ -46,6 +50,42 @@ def parse(stdout: str) -> HighstateResult:
     if isinstance(local, list):
         return [str(line) for line in local]
     return [str(local)]
+
+
+@dataclass(frozen=True)
+class OrchestrateStep:
+    id: str  # its ID in the orchestrate SLS
+    ran: bool  # False: a step it requires failed
+    ok: bool
+    comment: str
+    # Per minion whose highstate changed or failed: its result (None: the minion did not answer).
+    minions: dict[str, HighstateResult]
+
+
+def parse_orchestrate(stdout: str) -> list[OrchestrateStep] | list[str] | None:
+    """salt-run's JSON: the steps in run order, or the orchestrate's render errors; None when it
+    printed no JSON."""
+    try:
+        document = json.loads(stdout)
+    except (TypeError, ValueError):
+        return None
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, dict) or len(data) != 1:
+        return None
+    (steps,) = data.values()  # keyed by the master's own minion id, ID_master
+    if isinstance(steps, list):
+        return [str(line) for line in steps]
+    if not isinstance(steps, dict):
+        return [str(steps)]
+    parsed = []
+    for key, step in sorted(steps.items(), key=lambda item: _run_num(item[1])):
+        step = step if isinstance(step, dict) else {"result": False, "comment": str(step)}
+        returned = (step.get("changes") or {}).get("ret") or {}
+        minions = {str(minion): (result if isinstance(result, (dict, list)) else None)
+                   for minion, result in returned.items()}
+        parsed.append(OrchestrateStep(state_id(key, step), step.get("__state_ran__", True) is not False,
+                                      step.get("result") is True, str(_comment(step)), minions))
+    return parsed
 
 
 def summarize(result: HighstateResult) -> Summary:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from ark.bundle import served_at
 from ark.deploy import DeployResult, deploy
 from ark.inventory import load_inventory, merge
 
@@ -75,6 +76,8 @@ class SitePlan:
     # The shared session directory as a file system of this size (tmpfs `size=`), one a bench can
     # fill; None: a directory of the machine's file system.
     sessiondir_size: str | None = None
+    # The host running salt-master (inventory site.salt_master); None: every host masterless.
+    salt_master: str | None = None
 
     def address(self, host: str) -> str:
         return self.lan.address(self.host(host).number)
@@ -103,7 +106,9 @@ SPLIT = SitePlan("split", Lan(30), (
     HostPlan("ark-wn1", 33, ("worker",), pod_cidr="10.214.1.0/24"),
     HostPlan("ark-wn2", 34, ("worker",), pod_cidr="10.214.2.0/24"),
 ))
-SITES = {plan.name: plan for plan in (ALL_IN_ONE, SPLIT)}
+# The split site again, with a Salt master on the control-plane host orchestrating the highstates.
+SPLIT_MASTER = replace(SPLIT, name="split-master", lan=Lan(25), salt_master="ark-cp")
+SITES = {plan.name: plan for plan in (ALL_IN_ONE, SPLIT, SPLIT_MASTER)}
 
 
 def example_pillar() -> dict[str, Any]:
@@ -232,13 +237,9 @@ def site_inventory(plan: SitePlan, hosts: dict[str, Host], directory: Path, bund
     machine = plan.lan.host_ip
     ce = plan.with_role("ce").name
     files_repo = f"http://{machine}:{FILES_PORT}"
-    made_for_bundle = yaml.safe_load((bundle / "pillar.yaml").read_text())["ark"]
-    settings: dict[str, Any] = {
-        "files_repo": files_repo,
-        "apt": {"proxy": "", "repository": {"url": f"{files_repo}/debian",
-                                             "key": made_for_bundle["apt"]["repository"]["key"]}},
+    made_for_bundle = served_at(yaml.safe_load((bundle / "pillar.yaml").read_text())["ark"], files_repo)
+    settings: dict[str, Any] = merge(made_for_bundle, {
         "kubernetes": {
-            "checksums": made_for_bundle["kubernetes"]["checksums"],
             # A nested kubelet on a shared machine: report status every second, and do not let
             # the machine's disk or memory use (not this site's) evict or taint anything.
             "kubelet_config": {
@@ -247,10 +248,10 @@ def site_inventory(plan: SitePlan, hosts: dict[str, Host], directory: Path, bund
             },
         },
         "arex": {"hostname": ce, "listen": plan.address(ce), "infoprovider_period": 10},
-        "wheels": made_for_bundle["wheels"],
-    }
+    })
     inventory = {
-        "site": {"pillar": str(REPO / "pillar" / "site.sls"), "settings": merge(settings, extra or {})},
+        "site": {"pillar": str(REPO / "pillar" / "site.sls"), "settings": merge(settings, extra or {}),
+                 **({"salt_master": plan.salt_master} if plan.salt_master else {})},
         "hosts": {spec.name: host_entry(plan, spec, hosts[spec.name]) for spec in plan.hosts},
     }
     directory.mkdir(parents=True, exist_ok=True)
@@ -326,7 +327,9 @@ class SiteAdmin(Protocol):
 
     plan: SitePlan
     workdir: Path
-    pillar: Path
+
+    @property
+    def pillar(self) -> Path: ...
 
 
 def push_image(site: SiteAdmin, source: str, repository: str, account: dict[str, str], workdir: Path) -> None:

@@ -8,7 +8,10 @@ the expectations), run over SSH as the site admin runs them:
   end-to-end tests share, tests/conftest.py);
 - split: every role on hosts of its own (control plane, registry, CE, two workers), sharing the
   site CA from pillar; the session directory is the GlusterFS volume the CE serves and the
-  workers' kubelets mount (pillar bridge:session_volume glusterfs, salt/sessions).
+  workers' kubelets mount (pillar bridge:session_volume glusterfs, salt/sessions);
+- split-master: the split site again, deployed with a Salt master (inventory site.salt_master) on
+  the control-plane host: salt-minions it accepted by the keys ark read over SSH, the pillar on
+  the master alone, and its orchestrate (salt/orch/site.sls) running the highstates.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ark import check, cli
 from ark.inventory import load_inventory
@@ -274,8 +278,66 @@ def test_grid_job_from_the_arc_client(site, tmp_path):
 
 
 def split_site_only(site: SaltSite) -> None:
+    if site.plan.salt_master:
+        pytest.skip("the masterless split site proves it: a master changes how Salt runs, not what it installs")
     if site.plan.name != SPLIT.name:
         pytest.skip("needs a second worker and the session directory the split site's hosts share")
+
+
+# --- a site with a Salt master ---------------------------------------------------------------
+
+
+def master_site_only(site: SaltSite) -> str:
+    """The master's host name."""
+    if not site.plan.salt_master:
+        pytest.skip("a masterless site has no salt-master")
+    return site.plan.salt_master
+
+
+def salt_keys(site: SaltSite) -> dict[str, list[str]]:
+    master = site.hosts[master_site_only(site)]
+    return json.loads(master.run("/opt/salt/bin/salt-key", "--out=json", "-L", check=True, timeout=60).stdout)
+
+
+def test_the_master_accepted_exactly_the_inventorys_hosts(site):
+    keys = salt_keys(site)
+    assert sorted(keys["minions"]) == sorted(site.hosts)
+    assert keys["minions_pre"] == keys["minions_rejected"] == keys["minions_denied"] == []
+
+
+def test_only_the_master_holds_the_pillar_and_states(site):
+    master = master_site_only(site)
+    for name, host in site.hosts.items():
+        for tree in ("/srv/ark/pillar", "/srv/ark/salt"):
+            assert (host.run("test", "-e", tree).returncode == 0) == (name == master), (name, tree)
+
+
+@pytest.mark.parametrize("minion_id", ["ark-intruder", "ark-ce"], ids=["new-name", "deployed-name"])
+def test_a_minion_whose_key_was_not_accepted_gets_nothing(site, minion_id):
+    """A salt-minion on one of the site's own hosts, with a key of its own, under a new name or a
+    deployed host's: the master serves it neither pillar nor states, and keeps it unaccepted."""
+    master = master_site_only(site)
+    attacker = site.hosts["ark-wn2"]
+    config = f"/root/intruder-{minion_id}"
+    attacker.run("rm", "-rf", config, check=True)
+    attacker.run("mkdir", "-p", config, check=True)
+    attacker.run("sh", "-c", 'cat > "$1/minion"', "sh", config, check=True, input=yaml.safe_dump({
+        "id": minion_id, "master": site.plan.address(master), "root_dir": config, "pki_dir": f"{config}/pki",
+        "auth_tries": 1, "acceptance_wait_time": 1, "systemd.scope": False}))
+    try:
+        for function in ("pillar.items", "state.show_highstate"):
+            result = attacker.run("/opt/salt/bin/salt-call", "-c", config, "--out=json", "--retcode-passthrough",
+                                  function, timeout=180)
+            output = result.stdout + result.stderr
+            assert result.returncode != 0, (function, output)
+            assert "PRIVATE KEY" not in output and "files_repo" not in output, (function, output)
+        keys = salt_keys(site)
+        assert sorted(keys["minions"]) == sorted(site.hosts)  # ark-ce keeps its own key
+        assert minion_id in keys["minions_pre"] + keys["minions_denied"]
+    finally:
+        attacker.run("rm", "-rf", config)
+        site.hosts[master].run("rm", "-f", f"/etc/salt/pki/master/minions_pre/{minion_id}",
+                               f"/etc/salt/pki/master/minions_denied/{minion_id}")
 
 
 # Writes one line each time it starts, and runs until the test lets it go. A-REX keeps only

@@ -121,6 +121,15 @@ def test_a_listener_no_role_explains_fails_the_host():
     assert "ss -ltnup on ark-aio" in host.hint
 
 
+def test_the_salt_masters_ports_are_expected_on_its_host_alone():
+    master = parse_listeners(SS_TCP) | {("/opt/salt/bin/p", f"{IP}:4505"), ("/opt/salt/bin/p", f"{IP}:4506")}
+    with_master = SiteHost("ark-aio", IP, ALL, "root", 22, pillar(), salt_master=True)
+    assert all(f.ok for f in compare_listeners(with_master, master, set()))
+    (host, *_) = compare_listeners(aio(), master, set())
+    assert host.detail == (f"listening, but no role of the host's: /opt/salt/bin/p {IP}:4505, "
+                           f"/opt/salt/bin/p {IP}:4506")
+
+
 def test_a_role_listening_elsewhere_fails_that_role_and_the_host():
     tcp = parse_listeners(SS_TCP) - {("kube-apiserver", f"{IP}:6443")} | {("kube-apiserver", "0.0.0.0:6443")}
     findings = {f.role: f for f in compare_listeners(aio(), tcp, set())}

@@ -12,8 +12,8 @@ import yaml
 
 from ark import saltresult
 from ark.deploy import (
-    PLAYBOOKS, Events, ansible_inventory, group_name, minion_config, pillar_value, pip_install, role_groups,
-    runner_env, salt_requirements, salt_version, salt_wheels, ssh_options, write_tar,
+    PLAYBOOKS, Events, ansible_inventory, group_name, master_config, minion_config, pillar_value, pip_install,
+    role_groups, runner_env, salt_requirements, salt_version, salt_wheels, ssh_options, write_tar,
 )
 from ark.errors import ArkError
 
@@ -71,14 +71,28 @@ def test_a_host_with_several_roles_runs_once_at_its_first_role():
 
 def test_the_playbook_runs_the_groups_in_role_order_twice():
     plays = yaml.safe_load((PLAYBOOKS / "deploy.yml").read_text())
-    imported = [(p["vars"]["ark_pass"], p["vars"]["ark_hosts"]) for p in plays if "import_playbook" in p]
+    imported = [(p["vars"]["ark_pass"], p["vars"]["ark_hosts"]) for p in plays if "vars" in p]
     order = [group_name(role) for role in ("control-plane", "registry", "worker", "ce")]
+    assert plays[0] == {"import_playbook": "salt.yml"}
     assert imported == [("first", g) for g in order] + [("second", g) for g in order]
-    assert plays[0]["hosts"] == "all" and plays[0]["any_errors_fatal"] is True
+    (salt,) = yaml.safe_load((PLAYBOOKS / "salt.yml").read_text())
+    assert salt["hosts"] == "all" and salt["any_errors_fatal"] is True
     (highstate,) = yaml.safe_load((PLAYBOOKS / "highstate.yml").read_text())
     assert highstate["any_errors_fatal"] is True
     argv = highstate["tasks"][0]["ansible.builtin.command"]["argv"]
     assert "--retcode-passthrough" in argv and "--out=json" in argv and argv[-1] == "state.highstate"
+
+
+def test_with_a_master_every_play_stops_at_the_first_failure_and_the_orchestrate_runs_twice():
+    plays = yaml.safe_load((PLAYBOOKS / "deploy-master.yml").read_text())
+    assert plays[0] == {"import_playbook": "salt.yml"}
+    assert all(play["any_errors_fatal"] is True for play in plays[1:])
+    tasks = [task for play in plays[1:] for task in play["tasks"]]
+    orchestrates = [t for t in tasks if t["name"].startswith("orchestrate")]
+    assert [t["name"] for t in orchestrates] == ["orchestrate (first pass)", "orchestrate (second pass)"]
+    assert all(t["ansible.builtin.command"]["argv"][-2:] == ["state.orchestrate", "orch.site"] for t in orchestrates)
+    # No key is accepted but the ones read from the minions.
+    assert "auto_accept" not in master_config("10.0.0.11") and "salt-key -A" not in str(plays)
 
 
 # --- what goes to the hosts --------------------------------------------------------------------
@@ -214,6 +228,26 @@ def test_the_ansible_inventory_groups_hosts_by_first_role_with_their_ssh_setting
     assert yaml.safe_load(hosts["ark-ce"]["ark_minion_config"])["id"] == "ark-ce"
 
 
+def test_with_a_master_only_it_gets_the_trees_and_every_minion_is_told_where_it_is(tmp_path):
+    inventory = ansible_inventory(SPLIT, files_repo={h.name: "http://10.0.0.5:8080" for h in SPLIT},
+                                  wheels={h.name: SALT_WHEELS for h in SPLIT}, known_hosts=tmp_path / "kh",
+                                  pinned=tmp_path / "pinned", ssh_key=None, master="ark-cp",
+                                  minion_options={"systemd.scope": False})
+    hosts, groups = inventory["all"]["hosts"], inventory["all"]["children"]
+    assert list(groups["ark_salt_master"]["hosts"]) == ["ark-cp"]
+    assert {name for name, host in hosts.items() if host["ark_trees"]} == {"ark-cp"}
+    assert {name for name, host in hosts.items() if "ark_master_config" in host} == {"ark-cp"}
+    assert yaml.safe_load(hosts["ark-cp"]["ark_master_config"]) == {
+        "interface": "10.0.0.11", "file_roots": {"base": ["/srv/ark/salt"]}, "pillar_roots": {"base": ["/srv/ark/pillar"]}}
+    assert yaml.safe_load(hosts["ark-wn1"]["ark_minion_config"]) == {
+        "id": "ark-wn1", "master": "10.0.0.11", "systemd.scope": False}
+    masterless = ansible_inventory(SPLIT, files_repo={h.name: "http://10.0.0.5:8080" for h in SPLIT},
+                                   wheels={h.name: SALT_WHEELS for h in SPLIT}, known_hosts=tmp_path / "kh",
+                                   pinned=tmp_path / "pinned", ssh_key=None)
+    assert all(host["ark_trees"] for host in masterless["all"]["hosts"].values())
+    assert "ark_salt_master" not in masterless["all"]["children"]
+
+
 # --- highstate results -------------------------------------------------------------------------
 
 
@@ -341,3 +375,89 @@ def test_a_failed_loop_item_says_which_and_why():
             {"changed": True, "_ansible_item_label": "salt"},
             {"failed": True, "_ansible_item_label": "pillar", "msg": "Failed to find handler for pillar.tar"}]}))
     assert handle.result.errors == ["ark-cp: states and pillar failed: pillar: Failed to find handler for pillar.tar"]
+
+
+# --- the master's orchestrate ------------------------------------------------------------------
+
+
+def orch_step(run_num, role, result=True, ret=None, comment="", ran=True):
+    step = {"name": f"ark-highstate-{role}", "result": result, "comment": comment, "__run_num__": run_num,
+            "__id__": f"ark-highstate-{role}", "changes": {"out": "highstate", "ret": ret} if ret else {}}
+    if not ran:
+        step["__state_ran__"] = False
+    return f"salt_|-ark-highstate-{role}_|-ark-highstate-{role}_|-state", step
+
+
+def orchestrate_res(*steps, rc=0):
+    return {"rc": rc, "stdout": json.dumps({"data": {"ark-cp_master": dict(steps)}, "outputter": "highstate",
+                                            "retcode": rc}), "stderr": ""}
+
+
+CHANGED = {"file_|-ark-hosts_|-/etc/hosts_|-managed": state(0, changes={"diff": "..."}), "x_|-y_|-z_|-w": state(1)}
+
+
+def test_the_orchestrate_gives_each_host_its_highstate_line():
+    handle, lines, _ = events_for()
+    handle(event("runner_on_start", "ark-cp", "orchestrate (first pass)"))
+    handle(event("runner_on_ok", "ark-cp", "orchestrate (first pass)", orchestrate_res(
+        orch_step(0, "control-plane", ret={"ark-cp": CHANGED}), orch_step(1, "registry"),
+        orch_step(2, "worker", ret={"ark-wn2": CHANGED}), orch_step(3, "ce", ret={"ark-ce": CHANGED}))))
+    assert lines == [
+        "==> ark-cp: orchestrate (first pass): highstate of every host in role order, from the master (minutes "
+        "on a new site; salt-run jobs.active on the master shows the running one)",
+        "==> ark-cp: highstate (first pass) ... ok, 2 states, 1 changed, 0 s",
+        "==> ark-registry: highstate (first pass) ... ok, nothing changed, 0 s",
+        "==> ark-wn1: highstate (first pass) ... ok, nothing changed, 0 s",
+        "==> ark-wn2: highstate (first pass) ... ok, 2 states, 1 changed, 0 s",
+        "==> ark-ce: highstate (first pass) ... ok, 2 states, 1 changed, 0 s",
+        "==> ark-cp: orchestrate (first pass) ... ok, 0 s",
+    ]
+    assert handle.result.ok and set(handle.result.first) == {h.name for h in SPLIT}
+    assert handle.result.first["ark-wn2"] == (0, CHANGED) and handle.result.first["ark-wn1"] == (0, {})
+
+
+def test_an_orchestrate_failure_names_the_host_and_the_state_and_skips_the_later_groups():
+    handle, _, _ = events_for()
+    handle(event("runner_on_failed", "ark-cp", "orchestrate (first pass)", orchestrate_res(
+        orch_step(0, "control-plane"),
+        orch_step(1, "registry", result=False, ret={"ark-registry": HIGHSTATE}, comment="Run failed on minions"),
+        orch_step(2, "worker", result=False, ran=False, comment="One or more requisite failed"),
+        orch_step(3, "ce", result=False, ran=False, comment="One or more requisite failed"), rc=1)))
+    (error,) = handle.result.errors
+    assert error.startswith("ark-registry: highstate (first pass): state containerd (pkg.installed, "
+                            "kubernetes.node.sls) failed: Problem encountered")
+    assert set(handle.result.first) == {"ark-cp", "ark-registry"}
+
+
+def test_a_minion_that_does_not_answer_the_master_is_named():
+    handle, _, _ = events_for()
+    handle(event("runner_on_failed", "ark-cp", "orchestrate (first pass)", orchestrate_res(
+        orch_step(0, "control-plane", result=False, ret={"ark-cp": False}, comment="Run failed on minions: ark-cp"),
+        rc=1)))
+    assert handle.result.errors == ["ark-cp: highstate (first pass): the minion did not answer the master "
+                                    "(is salt-minion running there?)"]
+
+
+def test_a_second_orchestrate_that_changes_something_fails_naming_the_states():
+    handle, _, _ = events_for()
+    handle(event("runner_on_ok", "ark-cp", "orchestrate (second pass)", orchestrate_res(
+        orch_step(0, "control-plane"), orch_step(1, "registry"), orch_step(2, "worker", ret={"ark-wn1": CHANGED}),
+        orch_step(3, "ce"))))
+    assert handle.result.errors == ["ark-wn1: highstate (second pass) changed 1 states, expected none: ark-hosts "
+                                    "(file.managed, ark.sls)"]
+    assert set(handle.result.second) == {h.name for h in SPLIT}
+
+
+def test_an_orchestrate_that_does_not_render_or_print_json_is_one_error_on_the_master():
+    handle, _, _ = events_for()
+    handle(event("runner_on_failed", "ark-cp", "orchestrate (first pass)", {
+        "rc": 1, "stderr": "", "stdout": json.dumps({"data": {"ark-cp_master": [
+            "Rendering SLS 'base:orch.site' failed: Jinja error: pillar ark_orchestrate:groups is empty"]}})}))
+    handle(event("runner_on_failed", "ark-cp", "orchestrate (second pass)",
+                 {"rc": 1, "stdout": "", "stderr": "Traceback...\nsalt.exceptions.SaltClientError: no master\n"}))
+    assert handle.result.errors == [
+        "ark-cp: orchestrate (first pass): orch.site does not render: Rendering SLS 'base:orch.site' failed: Jinja "
+        "error: pillar ark_orchestrate:groups is empty",
+        "ark-cp: orchestrate (second pass): salt-run exited with 1 without a result: "
+        "salt.exceptions.SaltClientError: no master",
+    ]

@@ -96,6 +96,23 @@ def test_example_inventory_gives_the_split_site(tmp_path, example):
     assert not {"roles", "node_ip"} & set(site) and "node_name" not in site["kubernetes"]
 
 
+def test_a_site_with_a_salt_master_gets_the_orchestrate_order_in_its_pillar(tmp_path, example):
+    example["site"]["salt_master"] = "ark-cp"
+    inventory = load(tmp_path, example)
+    assert inventory.salt_master == "ark-cp"
+    tree = pillar_tree(inventory, CaPem("CERT\n", "KEY\n"))
+    assert tree["top.sls"]["base"]["*"] == ["site", "orchestrate"]
+    assert tree["orchestrate.sls"] == {"ark_orchestrate": {"master": "ark-cp", "groups": [
+        {"role": "control-plane", "hosts": ["ark-cp"]}, {"role": "registry", "hosts": ["ark-registry"]},
+        {"role": "worker", "hosts": ["ark-wn1", "ark-wn2"]}, {"role": "ce", "hosts": ["ark-ce"]}]}}
+
+
+def test_a_salt_master_that_is_not_a_host_is_refused(tmp_path, example):
+    example["site"]["salt_master"] = "ark-salt"
+    with pytest.raises(InventoryError, match=r"^inventory site.salt_master: not a host of the inventory \(ark-cp, "):
+        load(tmp_path, example)
+
+
 def test_one_worker_gets_the_site_pod_range(tmp_path, example):
     del example["hosts"]["ark-wn2"]
     del example["hosts"]["ark-wn1"]["pod_cidr"]
@@ -147,7 +164,7 @@ BAD: dict[str, tuple[Mutation, str]] = {
     "unknown top key": (lambda d, p: d.update(host={}),
                         "inventory host: unknown key (known: site, hosts)"),
     "unknown site key": (lambda d, p: d["site"].update(setings={}),
-                         "inventory site.setings: unknown key (known: pillar, settings, ca)"),
+                         "inventory site.setings: unknown key (known: pillar, settings, ca, salt_master)"),
     "unknown host key": (lambda d, p: host(d, "ark-wn1").update(pod_cdir="10.214.9.0/24"),
                          "inventory hosts.ark-wn1.pod_cdir: unknown key (known: address, roles, pod_cidr, "
                          "ssh_user, ssh_port, ssh_host_key)"),
