@@ -432,7 +432,7 @@ class Events:
         return False
 
     def _highstate(self, host: str, step: str, state: _Step, res: dict[str, Any], *, failed: bool) -> None:
-        returncode = int(res.get("rc", -1) if res.get("rc") is not None else -1)
+        returncode = _returncode(res)
         result = saltresult.parse(res.get("stdout", ""))
         if result is None and res.get("msg") and not res.get("stderr"):
             why = f"{step} did not finish: {_task_message(res)}"  # a timeout, a lost connection
@@ -442,7 +442,7 @@ class Events:
 
     def _orchestrate(self, master: str, step: str, state: _Step, res: dict[str, Any]) -> None:
         """The master's orchestrate: each host's highstate as if it had run on its own."""
-        returncode = int(res.get("rc", -1) if res.get("rc") is not None else -1)
+        returncode = _returncode(res)
         steps = saltresult.parse_orchestrate(res.get("stdout", ""))
         if steps is None or (steps and isinstance(steps[0], str)):
             if steps:
@@ -517,6 +517,11 @@ class Events:
         self.result.errors.append(f"{host}: {message}")
 
 
+def _returncode(res: dict[str, Any]) -> int:
+    """The command's exit code in a task result; -1 when it has none (it did not run to the end)."""
+    return int(res["rc"]) if res.get("rc") is not None else -1
+
+
 def _task_message(res: dict[str, Any]) -> str:
     """Why a task failed, in one line; for a loop, why its first failed item did."""
     failed_items = [item for item in res.get("results") or [] if isinstance(item, dict) and item.get("failed")]
@@ -574,7 +579,7 @@ def deploy(
     if ssh_key and not ssh_key.is_file():
         raise ArkError(f"SSH key {ssh_key} does not exist")
     groups = role_groups(hosts)
-    master = getattr(inventory, "salt_master", None)
+    master = inventory.salt_master
     progress(f"==> deploying Salt {version} and the site to {len(hosts)} hosts"
              + (f", a salt-master on {master} orchestrating" if master else "") + ", highstate in this order: "
              + "; ".join(f"{role}: {', '.join(names)}" for role, names in groups.items() if names))
