@@ -134,6 +134,10 @@ def _job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime,
     end = end or parse_time(status.get("completionTime"))
 
     if "Complete" in conditions:
+        # The pod's last status carries the site's measurement of the job (translate._LAUNCHER):
+        # without it the job's own claims in its .diag would stand.
+        if _pod_status_on_its_way(pod, now, end):
+            return None
         return Outcome(0, "", node, start, end)
     if "Failed" in conditions:
         failed = conditions["Failed"]
@@ -143,12 +147,8 @@ def _job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime,
         said = _pod_outcome(meta, pod, node, start, end)
         if said is not None:
             return said
-        # The Job controller fails a Job on its pod's account, so the pod's last status exists;
-        # when the cache still shows the pod live, that status is on its way (the watches of Jobs
-        # and pods are not ordered): wait for it a while rather than report no cause.
-        if (pod is not None and (pod.get("status") or {}).get("phase") in ("Pending", "Running")
-                and (now - end).total_seconds() < POD_STATUS_WAIT_SECONDS):
-            return None
+        if _pod_status_on_its_way(pod, now, end):
+            return None  # rather than report no cause
         return Outcome(LOST_CODE, f"Kubernetes failed the job: {failed.get('message') or failed.get('reason')}",
                        node, start, end)
     if pod is not None:
@@ -170,6 +170,14 @@ def _job_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime,
             detail = waiting.get("message") or waiting.get("reason")
             return Outcome(LOST_CODE, f"image {_image(pod)} could not be pulled: {detail}", node, None, now)
     return None
+
+
+def _pod_status_on_its_way(pod: dict[str, Any] | None, now: datetime, end: datetime | None) -> bool:
+    """The Job controller ends a Job on its pod's account, so the pod's last status exists; while
+    the cache still shows the pod live, that status is on its way (the watches of Jobs and pods
+    are not ordered), for a while."""
+    return (pod is not None and (pod.get("status") or {}).get("phase") in ("Pending", "Running")
+            and (now - (end or now)).total_seconds() < POD_STATUS_WAIT_SECONDS)
 
 
 def deleted_outcome(job: dict[str, Any], pod: dict[str, Any] | None, now: datetime) -> Outcome:

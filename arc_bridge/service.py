@@ -298,7 +298,7 @@ class Bridge:
                 pod = self._pod_of(grid_id)
                 outcome = job_outcome(job, pod, self.now(), self.config.image_pull_grace_seconds)
                 if outcome is None:
-                    if "Failed" in job_conditions(job) or (pod is not None and _pulling_failed(pod)):
+                    if job_conditions(job) or (pod is not None and _pulling_failed(pod)):
                         self.waiting.add(grid_id)
                     else:
                         self.waiting.discard(grid_id)

@@ -113,6 +113,22 @@ def test_a_failed_job_waits_a_while_for_its_pods_last_status():
     assert job_outcome(failed, ended, soon, 60).message == "job exited with code 2"
 
 
+def test_a_complete_job_waits_a_while_for_the_usage_in_its_pods_last_status():
+    """The site's measurement of the job comes with the pod's last status: recorded without it,
+    the job's own claims in its .diag would stand."""
+    complete = job("Complete")
+    complete["status"]["completionTime"] = T1
+    live = pod({"running": {"startedAt": T0}})
+    soon = datetime(2026, 11, 25, 11, 5, 10, tzinfo=timezone.utc)
+    assert job_outcome(complete, live, soon, 60) is None
+    ended = pod(terminated(0), "Succeeded")
+    ended["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = "cpu.stat user_usec 2000000\ncpu.stat system_usec 0\n"
+    out = job_outcome(complete, ended, soon, 60)
+    assert (out.exit_code, out.usage.user_seconds) == (0, 2.0)
+    late = job_outcome(complete, live, soon + timedelta(seconds=30), 60)
+    assert (late.exit_code, late.usage) == (0, None)
+
+
 def test_eviction_and_node_loss_are_infrastructure_failures():
     evicted = job_outcome(job(), pod({}, "Failed", "Evicted"), NOW, 60)
     assert evicted.exit_code == LOST_CODE and "evicted from node node-1" in evicted.message

@@ -170,3 +170,29 @@ def test_an_api_server_away_for_too_long_is_reported_in_one_line(monkeypatch):
     with pytest.raises(KubernetesFailed, match=r"^reading Job x/y: the Kubernetes API server did not answer "
                                                r"within 180 s \(ConnectionRefusedError\)$"):
         kube.retrying(lambda: (_ for _ in ()).throw(ConnectionRefusedError()), "reading Job x/y")
+
+
+def test_a_complete_job_is_recorded_with_the_usage_its_pods_last_status_brings(bridge, tmp_path):
+    """The watches of Jobs and pods are not ordered: the Job may say Complete while the cached pod
+    still runs. The job is recorded when the pod's last status comes, with the site's measurement
+    replacing what the job wrote into its .diag."""
+    bridge.now = lambda: datetime(2026, 11, 30, 10, 0, 5, tzinfo=timezone.utc)
+    diag = tmp_path / "sessions" / f"{GRID_ID}.diag"
+    diag.write_text("UserTime=0.01s\n")
+    pod = {"metadata": {"name": "ark-job-x", "namespace": "ark-alpha", "labels": {LABEL_JOB_ID: GRID_ID},
+                        "creationTimestamp": "2026-11-30T09:59:00Z"},
+           "spec": {"nodeName": "wn1", "containers": [{"resources": {"limits": {"cpu": "2"}}}]},
+           "status": {"phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}}
+    with bridge.pods.lock:
+        bridge.pods._put(pod)
+    deliver(bridge, "MODIFIED", completed_job(str(tmp_path / "sessions" / GRID_ID)))
+    done = bridge.controldir.job_file(GRID_ID, "lrms_done")
+    assert not done.exists()
+    pod["status"] = {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {
+        "exitCode": 0, "message": "cpu.stat user_usec 2000000\ncpu.stat system_usec 500000\n"}}}]}
+    with bridge.pods.lock:
+        bridge.pods._put(pod)
+    bridge._on_pod("MODIFIED", pod)
+    bridge.work()
+    assert done.read_text() == "0\n"
+    assert "UserTime=2.00s" in diag.read_text().splitlines() and "UserTime=0.01s" not in diag.read_text()
