@@ -117,8 +117,9 @@ SESSION_SERVER_LISTENERS = {("glusterd", "*:24007"), ("glusterfsd", "*:*")}
 # Every host: sshd, which the site admin deploys and checks through.
 HOST_LISTENERS = {("sshd", "0.0.0.0:{ssh_port}"), ("sshd", "[::]:{ssh_port}")}
 # The Salt master's host (inventory site.salt_master): its publish and request ports on the host's
-# address. ss names the process by its first 15 characters, the virtualenv's python3.
-SALT_MASTER_LISTENERS = {("/opt/salt/bin/p", "{ip}:4505"), ("/opt/salt/bin/p", "{ip}:4506")}
+# address, by any process: salt-master titles its processes with their command line, which ss cuts
+# to the first 15 characters of the virtualenv's path.
+SALT_MASTER_LISTENERS = {("*", "{ip}:4505"), ("*", "{ip}:4506")}
 CA_CERT = "/etc/ark/pki/ca.crt"
 # Per role, what an unprivileged local account must not reach, and a probe run as nobody with the
 # host's python3 that prints "closed: <why>" or "open: <what answered>".
@@ -211,7 +212,7 @@ def load_site(hosts: Iterable[Any], pillar_dir: Path, salt_dir: Path) -> Site:
     """The inventory's hosts (ark.inventory.Host: name, address, roles, ssh_user, ssh_port) with
     each one's pillar `ark` from `pillar_dir` (top.sls and the files it names, as ark init writes
     them), over the defaults of the Salt tree `salt_dir`."""
-    from .deploy import pillar_value
+    from .deploy import host_pillar, pillar_lookup
     from .inventory import load_defaults, merge
 
     if not (pillar_dir / "top.sls").is_file():
@@ -219,12 +220,13 @@ def load_site(hosts: Iterable[Any], pillar_dir: Path, salt_dir: Path) -> Site:
     defaults = load_defaults(salt_dir)
     site = []
     for host in hosts:
-        ark = pillar_value(pillar_dir, host.name, "ark")
+        pillar = host_pillar(pillar_dir, host.name)
+        ark = pillar_lookup(pillar, "ark")
         if not isinstance(ark, dict):
             raise ArkError(f"pillar {pillar_dir} gives host {host.name} no ark: run ark init again")
         site.append(SiteHost(host.name, host.address, tuple(host.roles), getattr(host, "ssh_user", "root"),
                              getattr(host, "ssh_port", 22), merge(defaults, ark),
-                             pillar_value(pillar_dir, host.name, "ark_orchestrate:master") == host.name))
+                             pillar_lookup(pillar, "ark_orchestrate:master") == host.name))
     return Site(tuple(site))
 
 
@@ -308,7 +310,7 @@ def _pattern(local: str) -> re.Pattern[str]:
 
 
 def matches(listener: Listener, expected: Listener) -> bool:
-    return listener[0] == expected[0] and bool(_pattern(expected[1]).match(listener[1]))
+    return expected[0] in ("*", listener[0]) and bool(_pattern(expected[1]).match(listener[1]))
 
 
 def compare_listeners(host: SiteHost, tcp: set[Listener], udp: set[Listener]) -> list[Finding]:

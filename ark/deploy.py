@@ -49,11 +49,10 @@ import yaml
 
 from . import saltresult
 from .errors import ArkError
+from .inventory import role_groups
 from .saltresult import HighstateResult
 
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
-# The order highstate runs in: each role's services are there before the roles that use them.
-ROLE_ORDER = ("control-plane", "registry", "worker", "ce")
 PASSES = ("first", "second")
 # Inside each host.
 SALT_VENV = "/opt/salt"
@@ -129,25 +128,29 @@ def salt_version(salt_dir: Path) -> str:
     return version
 
 
-def role_groups(hosts: Iterable[InventoryHost]) -> dict[str, list[str]]:
-    """Host names by the first of their roles in ROLE_ORDER: the groups highstate runs in, in order."""
-    groups: dict[str, list[str]] = {role: [] for role in ROLE_ORDER}
-    for host in hosts:
-        first = min((ROLE_ORDER.index(role) for role in host.roles if role in ROLE_ORDER), default=None)
-        if first is None:
-            raise ArkError(f"host {host.name} has no role ark deploys ({', '.join(ROLE_ORDER)})")
-        groups[ROLE_ORDER[first]].append(host.name)
-    return groups
-
-
 def group_name(role: str) -> str:
     return "ark_" + role.replace("-", "_")
 
 
 def pillar_value(pillar_dir: Path, minion_id: str, path: str) -> Any:
-    """The value Salt's pillar would give minion `minion_id` for `path` ("ark:files_repo"): the
-    files top.sls assigns it (glob targets), merged in order, the later key by key over the
-    earlier. Enough for the plain YAML pillar ark init writes; None when no file sets the key."""
+    """The value Salt's pillar would give minion `minion_id` for `path` ("ark:files_repo")."""
+    return pillar_lookup(host_pillar(pillar_dir, minion_id), path)
+
+
+def pillar_lookup(pillar: dict[str, Any], path: str) -> Any:
+    """The value at `path` ("ark:files_repo") of a pillar; None when it has no such key."""
+    value: Any = pillar
+    for key in path.split(":"):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def host_pillar(pillar_dir: Path, minion_id: str) -> dict[str, Any]:
+    """The pillar Salt would give minion `minion_id`: the files top.sls assigns it (glob targets),
+    merged in order, the later key by key over the earlier. Enough for the plain YAML pillar ark
+    init writes."""
     from .inventory import merge
 
     top = _read_sls(pillar_dir / "top.sls")
@@ -165,12 +168,7 @@ def pillar_value(pillar_dir: Path, minion_id: str, path: str) -> Any:
             document = _read_sls(sls)
             if isinstance(document, dict):
                 merged = merge(merged, document)
-    value: Any = merged
-    for key in path.split(":"):
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
+    return merged
 
 
 def _read_sls(path: Path) -> Any:
@@ -337,7 +335,7 @@ def ansible_inventory(hosts: Sequence[InventoryHost], *, files_repo: dict[str, s
                       wheels: dict[str, dict[str, str]], known_hosts: Path, pinned: Path, ssh_key: Path | None,
                       minion_options: Mapping[str, Any] | None = None, master: str | None = None) -> dict[str, Any]:
     """The inventory ansible-runner gets: each host's SSH settings and deploy variables, grouped
-    by its first role (deploy.yml runs the groups in ROLE_ORDER), and with a `master` (a host's
+    by its first role (deploy.yml runs the groups in HIGHSTATE_ORDER), and with a `master` (a host's
     name) the group ark_salt_master of that host (deploy-master.yml)."""
     master_address = next(h.address for h in hosts if h.name == master) if master else None
     entries: dict[str, dict[str, Any]] = {}

@@ -12,9 +12,10 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -25,6 +26,9 @@ ROLES = ("control-plane", "worker", "registry", "ce")
 # Roles a site runs exactly once: the pillar names one API server and one registry address, and
 # A-REX publishes one endpoint.
 SINGLE_ROLES = ("control-plane", "registry", "ce")
+# The order highstate runs in, masterless or orchestrated: each role's services are there before
+# the roles that use them.
+HIGHSTATE_ORDER = ("control-plane", "registry", "worker", "ce")
 # Kubernetes node names: the host name is also the node name and the Salt minion id.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # useradd's rule without the trailing $ of machine accounts, which cannot log in over ssh.
@@ -52,6 +56,22 @@ DERIVED = {
 # Where a piece of pillar `ark` comes from, to name its keys in errors: "site.pillar" (the admin's
 # pillar file) or "site.settings".
 Source = str
+
+
+class HasRoles(Protocol):
+    name: str
+    roles: tuple[str, ...]
+
+
+def role_groups(hosts: Iterable[HasRoles]) -> dict[str, list[str]]:
+    """Host names by the first of their roles in HIGHSTATE_ORDER: the groups highstate runs in, in order."""
+    groups: dict[str, list[str]] = {role: [] for role in HIGHSTATE_ORDER}
+    for host in hosts:
+        first = min((HIGHSTATE_ORDER.index(role) for role in host.roles if role in HIGHSTATE_ORDER), default=None)
+        if first is None:
+            raise ArkError(f"host {host.name} has no role ark deploys ({', '.join(HIGHSTATE_ORDER)})")
+        groups[HIGHSTATE_ORDER[first]].append(host.name)
+    return groups
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import ArkError
-from .inventory import Inventory, merge
+from .inventory import Inventory, merge, role_groups
 from .pki import CaPem
 
 # File name (relative to the pillar root) -> its YAML document.
@@ -43,8 +43,6 @@ def pillar_tree(inventory: Inventory, ca: CaPem) -> PillarTree:
     if inventory.salt_master:
         # salt/orch/site.sls runs highstate group by group in this order; on the master, where the
         # orchestrate runner compiles its own pillar under an id of its own, hence for '*'.
-        from .deploy import role_groups
-
         everyone.append("orchestrate")
         tree["orchestrate.sls"] = {"ark_orchestrate": {"master": inventory.salt_master, "groups": [
             {"role": role, "hosts": names} for role, names in role_groups(inventory.hosts).items() if names]}}

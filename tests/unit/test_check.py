@@ -121,13 +121,15 @@ def test_a_listener_no_role_explains_fails_the_host():
     assert "ss -ltnup on ark-aio" in host.hint
 
 
-def test_the_salt_masters_ports_are_expected_on_its_host_alone():
-    master = parse_listeners(SS_TCP) | {("/opt/salt/bin/p", f"{IP}:4505"), ("/opt/salt/bin/p", f"{IP}:4506")}
+def test_the_salt_masters_ports_are_expected_on_its_host_alone_whatever_its_process_is_called():
     with_master = SiteHost("ark-aio", IP, ALL, "root", 22, pillar(), salt_master=True)
-    assert all(f.ok for f in compare_listeners(with_master, master, set()))
+    for process in ("/opt/salt/bin/p", "salt-master"):
+        master = parse_listeners(SS_TCP) | {(process, f"{IP}:4505"), (process, f"{IP}:4506")}
+        assert all(f.ok for f in compare_listeners(with_master, master, set()))
     (host, *_) = compare_listeners(aio(), master, set())
-    assert host.detail == (f"listening, but no role of the host's: /opt/salt/bin/p {IP}:4505, "
-                           f"/opt/salt/bin/p {IP}:4506")
+    assert host.detail == f"listening, but no role of the host's: salt-master {IP}:4505, salt-master {IP}:4506"
+    (host, *_) = compare_listeners(with_master, parse_listeners(SS_TCP), set())
+    assert not host.ok and f"{IP}:4505" in host.detail
 
 
 def test_a_role_listening_elsewhere_fails_that_role_and_the_host():

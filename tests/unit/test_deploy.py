@@ -13,9 +13,10 @@ import yaml
 from ark import saltresult
 from ark.deploy import (
     PLAYBOOKS, Events, ansible_inventory, group_name, master_config, minion_config, pillar_value, pip_install,
-    role_groups, runner_env, salt_requirements, salt_version, salt_wheels, ssh_options, write_tar,
+    runner_env, salt_requirements, salt_version, salt_wheels, ssh_options, write_tar,
 )
 from ark.errors import ArkError
+from ark.inventory import role_groups
 
 SALT_DIR = Path(__file__).resolve().parents[2] / "salt"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDnqCt0Hk1d1Zb0fS0vJ8QeE6m6H1B1iJm8Q3y2qf7c5"
