@@ -70,9 +70,11 @@ SERVICES = {
     "registry": ("docker-registry", "nginx"),
     "ce": ("arkd", "arc-arex", "arc-arex-ws"),
 }
-# Root's alone (0600). Every host signs its own certificates, so every host has the CA key.
+CA_KEY = "/etc/ark/pki/ca.key"
+# Root's alone (0600). Masterless, every host signs its own certificates, so every host has the CA
+# key; with a Salt master only the CA server (pillar ark:pki:ca_server) has it (ca_key_holder).
 SECRET_FILES = {
-    HOST: ("/etc/ark/pki/ca.key",),
+    HOST: (CA_KEY,),
     "control-plane": ("/etc/ark/pki/sa.key", "/etc/ark/pki/apiserver.key", "/etc/ark/pki/apiserver-kubelet-client.key",
                       "/etc/ark/pki/controller-manager.key", "/etc/ark/pki/scheduler.key", "/etc/ark/pki/admin.key",
                       "/etc/ark/admin.kubeconfig", "/etc/ark/pki/apiserver-etcd-client.key", "/etc/ark/pki/etcd/ca.key",
@@ -374,6 +376,8 @@ def compare_files(host: SiteHost, stats: dict[str, tuple[str, str, int]]) -> lis
         wanted = {path: ("root", "root", 0o600) for path in SECRET_FILES.get(role, ())}
         wanted.update({path: ("root", group, 0o640) for path, group in GROUP_FILES.get(role, {}).items()})
         wanted.update({path: (user, user, 0o600) for path, user in SERVICE_FILES.get(role, {}).items()})
+        if not ca_key_holder(host):
+            wanted.pop(CA_KEY, None)
         if not wanted:
             continue
         problems = []
@@ -390,6 +394,12 @@ def compare_files(host: SiteHost, stats: dict[str, tuple[str, str, int]]) -> lis
             modes = ", ".join(sorted({f"{u}:{g} {m:04o}" for u, g, m in wanted.values()}))
             what = next(iter(wanted)) if len(wanted) == 1 else f"{len(wanted)} key and secret files"
             findings.append(Finding(host.name, role, "secrets", True, f"{what} {modes}"))
+    if not ca_key_holder(host):
+        server = host.pillar["pki"]["ca_server"]
+        findings.append(Finding(host.name, HOST, "ca-key", CA_KEY not in stats,
+                                f"{CA_KEY} on a host that {server} signs for" if CA_KEY in stats else
+                                f"no CA key (the CA server {server}'s alone)",
+                                f"run highstate on {host.name}: it removes it" if CA_KEY in stats else ""))
     if "control-plane" not in host.roles:
         stray = [path for path in CONTROL_PLANE_ONLY if path in stats]
         findings.append(Finding(host.name, HOST, "cluster-admin", not stray,
@@ -397,6 +407,12 @@ def compare_files(host: SiteHost, stats: dict[str, tuple[str, str, int]]) -> lis
                                 "no cluster-admin credential (the control plane's alone)",
                                 f"run highstate on {host.name}: it removes them" if stray else ""))
     return findings
+
+
+def ca_key_holder(host: SiteHost) -> bool:
+    """The host keeps the site CA's key: every host masterless, the CA server alone with a master."""
+    server = (host.pillar.get("pki") or {}).get("ca_server")
+    return not server or server == host.name
 
 
 def compare_cas(cas: Mapping[str, str | None], pillar_ca: str | None = None) -> list[Finding]:

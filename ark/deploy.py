@@ -54,6 +54,9 @@ from .saltresult import HighstateResult
 
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
 PASSES = ("first", "second")
+# The steps of salt/orch/site.sls: the CA server first, then one highstate per role group.
+ORCH_CA_STEP = "ark-ca-server"
+ORCH_GROUP_STEP = "ark-highstate-"
 # Inside each host.
 SALT_VENV = "/opt/salt"
 SALT_ROOTS = "/srv/ark/salt"
@@ -225,11 +228,14 @@ def minion_config(name: str, options: Mapping[str, Any] | None = None, master: s
 
 def master_config(address: str) -> str:
     """/etc/salt/master: the trees salt.yml puts on the master, served on the host's site address.
-    Keys are accepted by deploy-master.yml alone (Salt's default: no auto_accept)."""
+    Keys are accepted by deploy-master.yml alone (Salt's default: no auto_accept). Minions may
+    ask the CA server (the master's own minion) to sign a certificate; its signing policies
+    (salt/kubernetes/signing.sls) decide what each one gets."""
     return yaml.safe_dump({
         "interface": address,
         "file_roots": {"base": [SALT_ROOTS]},
         "pillar_roots": {"base": [PILLAR_ROOTS]},
+        "peer": {".*": ["x509.sign_remote_certificate"]},
     }, default_flow_style=False)
 
 
@@ -460,7 +466,13 @@ class Events:
             assert isinstance(group, saltresult.OrchestrateStep)
             if not group.ran:
                 continue
-            for host in groups.get(group.id.removeprefix("ark-highstate-"), []):
+            if group.id == ORCH_CA_STEP:
+                for host, result in group.minions.items():
+                    if result is None or not saltresult.summarize(result).ok:
+                        self._error(host, f"{step}: the site CA and its signing policies: " + (
+                            "the minion did not answer the master" if result is None else saltresult.failure(result, 1)))
+                continue
+            for host in groups.get(group.id.removeprefix(ORCH_GROUP_STEP), []):
                 # A minion whose highstate changed nothing is not in the step's result.
                 result = group.minions[host] if host in group.minions else {}
                 if result is None:

@@ -36,7 +36,10 @@ def pillar_tree(inventory: Inventory, ca: CaPem) -> PillarTree:
         "registry": {"address": inventory.host_with("registry").address},
         # Where a session volume ARK serves comes from (salt/sessions): the CE.
         "bridge": {"session_volume": {"glusterfs": {"server": inventory.host_with("ce").address}}},
-        "pki": {"ca": {"cert": ca.cert, "key": ca.key}},
+        # With a Salt master the CA's key goes to the master's host alone (below), which signs for
+        # the others (salt/kubernetes/signing.sls).
+        "pki": {"ca": {"cert": ca.cert}, "ca_server": inventory.salt_master} if inventory.salt_master
+        else {"ca": {"cert": ca.cert, "key": ca.key}},
     })
     everyone = ["site"]
     tree: PillarTree = {"top.sls": {}, "site.sls": {"ark": site}}
@@ -53,6 +56,10 @@ def pillar_tree(inventory: Inventory, ca: CaPem) -> PillarTree:
             kubernetes["pod_cidr"] = host.pod_cidr
         tree[f"hosts/{host.name}.sls"] = {"ark": {"roles": list(host.roles), "node_ip": host.address,
                                                   "kubernetes": kubernetes}}
+    if inventory.salt_master:
+        tree[f"hosts/{inventory.salt_master}.sls"]["ark"]["pki"] = {"ca": {"key": ca.key}, "signed_hosts": {
+            h.name: {"roles": list(h.roles), "node_name": h.name, "node_ip": h.address}
+            for h in inventory.hosts if h.name != inventory.salt_master}}
     return tree
 
 

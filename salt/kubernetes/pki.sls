@@ -1,23 +1,29 @@
-{#- The site PKI: one CA (made here, or the site's own from pillar) and, per role, the keys and
-    certificates its services present. Keys are EC P-256 (every component accepts them; instant
-    to make) and never rotate; a certificate is reissued 30 days before it expires, and the
-    services watching it restart. #}
+{#- The site PKI: per role, the keys and certificates its services present, signed by the site CA
+    (kubernetes/ca.sls) here or, with a Salt master, on the CA server, which decides what each
+    certificate says by the policy kubernetes/signing.sls gave it for this host and certificate.
+    Keys are EC P-256 (every component accepts them; instant to make), are made here and never
+    rotate; a certificate is reissued 30 days before it expires, and the services watching it
+    restart. #}
 {%- from "ark/map.jinja" import ark with context %}
 {%- from "kubernetes/map.jinja" import k8s with context %}
 {%- set kube = ark.kubernetes %}
 {%- set roles = ark.roles %}
+{%- set includes = ['kubernetes.ca'] %}
 {%- if 'control-plane' in roles %}
-
-include:
-  - kubernetes.control_plane.installed  # the etcd package, which makes the account owning etcd's keys
+{%-   do includes.append('kubernetes.control_plane.installed') %}  {#- the etcd package, which makes the account owning etcd's keys #}
+{%- endif %}
+{%- if ark.pki.ca_server and ark.pki.ca_server == grains.id %}
+{%-   do includes.append('kubernetes.signing') %}  {#- this host signs for the others #}
 {%- endif %}
 
-{%- macro san(address) -%}
-{{ 'IP' if address | is_ip else 'DNS' }}:{{ address }}
-{%- endmacro %}
+include: {{ includes | json }}
 
-{#- id: the state IDs are ark-pki-<id>-key and ark-pki-<id>-cert. subject: CN, and O for a
-    Kubernetes group. usage: extendedKeyUsage. sans: subjectAltName entries. ca: the signing CA
+{%- from "sessions/map.jinja" import sessions with context %}
+{%- from "kubernetes/leaves.jinja" import certificate_fields, signing_policy, site_leaves %}
+{%- set ca_server = ark.pki.ca_server %}
+{%- set remote = ca_server and ca_server != grains.id %}
+
+{#- id, cert, key, subject, usage, sans: as kubernetes/leaves.jinja describes. ca: the signing CA
     (state ID, cert, key), the site CA by default. owner: who reads the key (the service's user).
     after: more requisites of the key (the directory it goes in, the package that makes its owner). #}
 {%- set site_ca = {'state': 'ark-pki-ca', 'cert': k8s.ca_cert, 'key': k8s.ca_key} %}
@@ -40,17 +46,19 @@ ark-pki-{{ id }}-key:
 ark-pki-{{ id }}-cert:
   x509.certificate_managed:
     - name: {{ cert }}
+    - private_key: {{ key }}
+{%-   if remote and ca is sameas site_ca %}
+    - ca_server: {{ ca_server }}
+    - signing_policy: {{ signing_policy(grains.id, id) }}
+{%-   else %}
     - signing_cert: {{ ca.cert }}
     - signing_private_key: {{ ca.key }}
-    - private_key: {{ key }}
-    - subject: {{ subject | json }}
-    - basicConstraints: critical, CA:false
-    - keyUsage: critical, digitalSignature, keyEncipherment
-    - extendedKeyUsage: {{ usage }}
-{%-   if sans %}
-    - subjectAltName: {{ sans | unique | list | json }}
+{%-     set fields = {} %}
+{%-     do certificate_fields(fields, subject, usage, sans) %}
+{%-     for name, value in fields | dictsort %}
+    - {{ name }}: {{ value | json }}
+{%-     endfor %}
 {%-   endif %}
-    - days_valid: 365
     - days_remaining: 30
     - user: root
     - group: root
@@ -61,82 +69,8 @@ ark-pki-{{ id }}-cert:
       - x509: ark-pki-{{ id }}-key
 {%- endmacro %}
 
-{#- World-readable: certificates are public; each key file is 0600 on its own. #}
-ark-pki-dir:
-  file.directory:
-    - name: {{ k8s.pki }}
-    - user: root
-    - group: root
-    - mode: '0755'
-    - makedirs: True
-
-{%- if ark.pki.ca.cert %}
-{#- A site with its roles on several hosts: the one CA from pillar, the same on every host. Each
-    host signs its own certificates with it, so each holds the key. #}
-ark-pki-ca-key:
-  file.managed:
-    - name: {{ k8s.ca_key }}
-    - contents_pillar: ark:pki:ca:key
-    - user: root
-    - group: root
-    - mode: '0600'
-    - show_changes: False
-    - require:
-      - file: ark-pki-dir
-
-ark-pki-ca:
-  file.managed:
-    - name: {{ k8s.ca_cert }}
-    - contents_pillar: ark:pki:ca:cert
-    - user: root
-    - group: root
-    - mode: '0644'
-    - require:
-      - file: ark-pki-ca-key
-{%- else %}
-{#- An all-in-one host makes its own CA (ark/map.jinja allows this only with every role). #}
-ark-pki-ca-key:
-  x509.private_key_managed:
-    - name: {{ k8s.ca_key }}
-    - algo: ec
-    - keysize: 256
-    - user: root
-    - group: root
-    - mode: '0600'
-    - require:
-      - file: ark-pki-dir
-
-ark-pki-ca:
-  x509.certificate_managed:
-    - name: {{ k8s.ca_cert }}
-    - signing_private_key: {{ k8s.ca_key }}
-    - CN: ark-site-ca
-    - basicConstraints: critical, CA:true
-    - keyUsage: critical, keyCertSign, cRLSign, digitalSignature
-    - subjectKeyIdentifier: hash
-    - days_valid: 3650
-    - days_remaining: 90
-    - user: root
-    - group: root
-    - mode: '0644'
-    - require:
-      - x509: ark-pki-ca-key
-{%- endif %}
 
 {%- if 'control-plane' in roles %}
-{%-   set api_sans = [san(ark.node_ip), san(kube.apiserver.address), 'IP:127.0.0.1', 'IP:' ~ k8s.service_ip,
-                      'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc',
-                      'DNS:kubernetes.default.svc.cluster.local'] %}
-{{ leaf('apiserver', k8s.pki ~ '/apiserver.crt', k8s.pki ~ '/apiserver.key',
-        {'CN': 'kube-apiserver'}, 'serverAuth', api_sans) }}
-{#- The apiserver's identity towards kubelets (logs, exec). #}
-{{ leaf('apiserver-kubelet-client', k8s.pki ~ '/apiserver-kubelet-client.crt', k8s.pki ~ '/apiserver-kubelet-client.key',
-        {'CN': 'kube-apiserver-kubelet-client', 'O': 'system:masters'}, 'clientAuth') }}
-{{ leaf('controller-manager', k8s.pki ~ '/controller-manager.crt', k8s.pki ~ '/controller-manager.key',
-        {'CN': 'system:kube-controller-manager'}, 'clientAuth') }}
-{{ leaf('scheduler', k8s.pki ~ '/scheduler.crt', k8s.pki ~ '/scheduler.key',
-        {'CN': 'system:kube-scheduler'}, 'clientAuth') }}
-
 {#- etcd's own CA, made on this host and never leaving it: etcd trusts only what it signs, so of
     all the certificates on the site, only the API server's etcd client certificate opens etcd
     (with the site CA, any kubelet's or arkd's would). Server and peer certificates for loopback;
@@ -218,37 +152,9 @@ ark-pki-sa-pub:
       - pkg: ark-pki-openssl-installed
 {%- endif %}
 
-{%- if 'control-plane' in roles %}
-{{ leaf('admin', k8s.pki ~ '/admin.crt', k8s.pki ~ '/admin.key',
-        {'CN': 'admin', 'O': 'system:masters'}, 'clientAuth') }}
-{%- endif %}
-
-{%- if 'worker' in roles %}
-{#- The Node authorizer and NodeRestriction know a kubelet by this exact name and group. #}
-{{ leaf('kubelet', k8s.pki ~ '/kubelet.crt', k8s.pki ~ '/kubelet.key',
-        {'CN': 'system:node:' ~ kube.node_name, 'O': 'system:nodes'}, 'clientAuth') }}
-{{ leaf('kubelet-serving', k8s.pki ~ '/kubelet-serving.crt', k8s.pki ~ '/kubelet-serving.key',
-        {'CN': kube.node_name}, 'serverAuth', [san(ark.node_ip), 'DNS:' ~ kube.node_name]) }}
-{%- endif %}
-
-{%- if 'ce' in roles %}
-{#- No group: RBAC from arc_bridge grants this user exactly what arkd needs. #}
-{{ leaf('arkd', k8s.pki ~ '/arkd.crt', k8s.pki ~ '/arkd.key',
-        {'CN': ark.bridge.kubernetes_user}, 'clientAuth') }}
-{%-   if ark.arex.cert_from_pki %}
-{#- A grid host certificate: A-REX serves TLS with it and presents it as a client, too. #}
-{{ leaf('arex', k8s.pki ~ '/arex.crt', k8s.pki ~ '/arex.key',
-        {'CN': ark.arex.hostname}, 'serverAuth, clientAuth', [san(ark.arex.hostname)]) }}
-{%-   endif %}
-{%- endif %}
-
-{%- from "sessions/map.jinja" import sessions with context %}
-{%- if sessions.enabled and roles | select('in', ['ce', 'worker']) | list %}
-{#- The CE serves the session volume with it, and it and every worker mount the volume with it. #}
-{{ leaf('sessions', sessions.cert, sessions.key, {'CN': sessions.cn}, 'serverAuth, clientAuth') }}
-{%- endif %}
-
-{%- if 'registry' in roles %}
-{{ leaf('registry', ark.registry.tls.cert, ark.registry.tls.key,
-        {'CN': ark.registry.address}, 'serverAuth', [san(ark.registry.address)]) }}
-{%- endif %}
+{#- The site CA's certificates of this host's roles. #}
+{%- set issued = {} %}
+{%- do site_leaves(issued, ark, k8s, sessions, roles, kube.node_name, ark.node_ip) %}
+{%- for id, certificate in issued | dictsort %}
+{{ leaf(id, certificate.cert, certificate.key, certificate.subject, certificate.usage, certificate.sans) }}
+{%- endfor %}

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,8 @@ def test_workers_ready(site, admin):
 
 
 def test_keys_and_secrets_are_private(site, admin):
-    """Root's alone (0600), every host's CA key too (each signs its own certificates); the
+    """Root's alone (0600), the CA key too where the host keeps it (masterless every host, with a
+    master the CA server alone: ark check says which); the
     registry accounts root:www-data 0640, for nginx's workers."""
     findings = [f for h in admin.site.hosts for f in check.check_files(admin.infras[h.name], h)]
     assert_ok(findings, by_role(site, host=True))
@@ -500,3 +502,54 @@ def test_adding_a_worker_changes_only_it_and_leaves_running_jobs_alone(site, tmp
     site.with_role("ce").run("touch", f"{SESSIONDIR}/{grid_id}/release", check=True)
     assert client.wait(job, timeout=240) == "Finished"
     assert (client.get(job, tmp_path / "results") / "out.txt").read_text() == "survived\n"
+
+
+def test_the_ca_key_is_on_the_master_alone_and_every_certificate_verifies_against_the_ca(site):
+    """With a master, the site CA's key is in the master's files and pillar only; every other host
+    had its certificates signed there, and each one verifies against the site CA."""
+    master = master_site_only(site)
+    for name, host in site.hosts.items():
+        assert (host.run("test", "-e", "/etc/ark/pki/ca.key").returncode == 0) == (name == master), name
+        pillar = host.run("/opt/salt/bin/salt-call", "--out=json", "pillar.get", "ark:pki:ca:key", "unmask=True",
+                          check=True, timeout=180).stdout
+        assert ("PRIVATE KEY" in pillar) == (name == master), name
+        certificates = host.run("sh", "-c", "ls /etc/ark/pki/*.crt", check=True).stdout.split()
+        leaves = [c for c in certificates if not c.endswith("/ca.crt")]
+        assert leaves, name
+        # The API server's etcd client certificate is etcd's own CA's, which never leaves the control plane.
+        etcd = [c for c in leaves if c.endswith("/apiserver-etcd-client.crt")]
+        for ca, batch in (("/etc/ark/pki/ca.crt", sorted(set(leaves) - set(etcd))), ("/etc/ark/pki/etcd/ca.crt", etcd)):
+            if batch:
+                verified = host.run("openssl", "verify", "-CAfile", ca, *batch, timeout=60)
+                assert verified.returncode == 0 and verified.stdout.count(": OK") == len(batch), \
+                    (name, verified.stdout + verified.stderr)
+
+
+def remote_certificate(host, policy: str, **request: str):
+    """A host asking the CA server to sign under `policy`, with fields of its own choosing."""
+    arguments = [f"{key}={value}" for key, value in request.items()]
+    return host.run("/opt/salt/bin/salt-call", "--out=json", "x509.create_certificate",
+                    f"ca_server={policy.split('@')[1]}", f"signing_policy={policy.split('@')[0]}",
+                    "private_key=/etc/ark/pki/kubelet.key", *arguments, timeout=180)
+
+
+def test_a_host_gets_only_its_own_certificates_as_the_ca_words_them(site):
+    """A worker that asks for another host's certificate, or the CA server's own, is refused; one
+    that asks, under its own policy, for a Kubernetes group, another name, a CA certificate or a
+    century gets its own certificate as the policy words it."""
+    master = master_site_only(site)
+    worker = site.hosts["ark-wn1"]
+    for policy, why in ((f"ark-ce/arkd@{master}", "minion not permitted to use specified signing policy"),
+                        (f"{master}/admin@{master}", "signing_policy must be specified and defined on signing minion")):
+        refused = remote_certificate(worker, policy)
+        assert refused.returncode != 0 and why in refused.stderr, (policy, refused.stdout + refused.stderr)
+    asked = remote_certificate(worker, f"ark-wn1/kubelet-serving@{master}", CN="kube-apiserver", O="system:masters",
+                               basicConstraints="critical, CA:true", subjectAltName="DNS:kubernetes",
+                               days_valid="36500")
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    text = worker.run("openssl", "x509", "-noout", "-subject", "-ext", "basicConstraints,subjectAltName",
+                      "-enddate", input=json.loads(asked.stdout)["local"], check=True).stdout
+    assert "CN = ark-wn1" in text and "system:masters" not in text and "kube-apiserver" not in text, text
+    assert "CA:FALSE" in text and "DNS:kubernetes" not in text and "DNS:ark-wn1" in text, text
+    end = datetime.strptime(text.split("notAfter=")[1].strip(), "%b %d %H:%M:%S %Y %Z")
+    assert end < datetime.now() + timedelta(days=400), text

@@ -203,6 +203,18 @@ def test_a_readable_key_and_a_missing_one_fail_their_role():
     }
 
 
+def test_with_a_master_only_the_ca_server_may_hold_the_ca_key():
+    worker = aio(("worker",), pki={"ca_server": "ark-cp"})
+    stats = stats_for(aio(("worker",)))
+    (stray,) = [f for f in compare_files(worker, stats) if not f.ok]
+    assert (stray.check, stray.detail) == ("ca-key", "/etc/ark/pki/ca.key on a host that ark-cp signs for")
+    del stats["/etc/ark/pki/ca.key"]
+    findings = compare_files(worker, stats)
+    assert all(f.ok for f in findings) and "no CA key (the CA server ark-cp's alone)" in [f.detail for f in findings]
+    server = SiteHost("ark-cp", IP, ("control-plane",), "root", 22, pillar(pki={"ca_server": "ark-cp"}))
+    assert [f for f in compare_files(server, stats) if not f.ok][0].detail.startswith("/etc/ark/pki/ca.key missing")
+
+
 def test_only_the_control_plane_may_hold_the_cluster_admin_credential():
     ce = aio(("ce",))
     stats = stats_for(ce)

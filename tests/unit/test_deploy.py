@@ -239,7 +239,8 @@ def test_with_a_master_only_it_gets_the_trees_and_every_minion_is_told_where_it_
     assert {name for name, host in hosts.items() if host["ark_trees"]} == {"ark-cp"}
     assert {name for name, host in hosts.items() if "ark_master_config" in host} == {"ark-cp"}
     assert yaml.safe_load(hosts["ark-cp"]["ark_master_config"]) == {
-        "interface": "10.0.0.11", "file_roots": {"base": ["/srv/ark/salt"]}, "pillar_roots": {"base": ["/srv/ark/pillar"]}}
+        "interface": "10.0.0.11", "file_roots": {"base": ["/srv/ark/salt"]}, "pillar_roots": {"base": ["/srv/ark/pillar"]},
+        "peer": {".*": ["x509.sign_remote_certificate"]}}
     assert yaml.safe_load(hosts["ark-wn1"]["ark_minion_config"]) == {
         "id": "ark-wn1", "master": "10.0.0.11", "systemd.scope": False}
     masterless = ansible_inventory(SPLIT, files_repo={h.name: "http://10.0.0.5:8080" for h in SPLIT},
@@ -428,6 +429,19 @@ def test_an_orchestrate_failure_names_the_host_and_the_state_and_skips_the_later
     assert error.startswith("ark-registry: highstate (first pass): state containerd (pkg.installed, "
                             "kubernetes.node.sls) failed: Problem encountered")
     assert set(handle.result.first) == {"ark-cp", "ark-registry"}
+
+
+def test_a_ca_server_that_fails_is_named_with_its_state_and_no_group_runs():
+    handle, _, _ = events_for()
+    ca = {"name": "ark-ca-server", "__id__": "ark-ca-server", "result": False, "__run_num__": 0,
+          "comment": "Run failed on minions: ark-cp", "changes": {"out": "highstate", "ret": {"ark-cp": HIGHSTATE}}}
+    handle(event("runner_on_failed", "ark-cp", "orchestrate (first pass)", orchestrate_res(
+        ("salt_|-ark-ca-server_|-ark-ca-server_|-state", ca),
+        orch_step(1, "control-plane", result=False, ran=False, comment="One or more requisite failed"), rc=1)))
+    (error,) = handle.result.errors
+    assert error.startswith("ark-cp: orchestrate (first pass): the site CA and its signing policies: state "
+                            "containerd (pkg.installed, kubernetes.node.sls) failed")
+    assert handle.result.first == {}
 
 
 def test_a_minion_that_does_not_answer_the_master_is_named():

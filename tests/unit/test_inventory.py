@@ -107,6 +107,18 @@ def test_a_site_with_a_salt_master_gets_the_orchestrate_order_in_its_pillar(tmp_
         {"role": "worker", "hosts": ["ark-wn1", "ark-wn2"]}, {"role": "ce", "hosts": ["ark-ce"]}]}}
 
 
+def test_with_a_salt_master_the_ca_key_is_in_the_masters_pillar_alone(tmp_path, example):
+    example["site"]["salt_master"] = "ark-cp"
+    tree = pillar_tree(load(tmp_path, example), CaPem("CERT\n", "CA-PRIVATE-KEY\n"))
+    assert tree["site.sls"]["ark"]["pki"] == {"ca": {"cert": "CERT\n"}, "ca_server": "ark-cp"}
+    assert tree["hosts/ark-cp.sls"]["ark"]["pki"] == {"ca": {"key": "CA-PRIVATE-KEY\n"}, "signed_hosts": {
+        "ark-registry": {"roles": ["registry"], "node_name": "ark-registry", "node_ip": "10.0.0.12"},
+        "ark-ce": {"roles": ["ce"], "node_name": "ark-ce", "node_ip": "10.0.0.13"},
+        "ark-wn1": {"roles": ["worker"], "node_name": "ark-wn1", "node_ip": "10.0.0.21"},
+        "ark-wn2": {"roles": ["worker"], "node_name": "ark-wn2", "node_ip": "10.0.0.22"}}}
+    assert not [name for name, document in tree.items() if "CA-PRIVATE-KEY" in str(document) and name != "hosts/ark-cp.sls"]
+
+
 def test_a_salt_master_that_is_not_a_host_is_refused(tmp_path, example):
     example["site"]["salt_master"] = "ark-salt"
     with pytest.raises(InventoryError, match=r"^inventory site.salt_master: not a host of the inventory \(ark-cp, "):
