@@ -84,6 +84,8 @@ def test_the_watch_times_each_state_the_submit_script_and_the_lrms_end(tmp_path)
         before = time.time()
         (tmp_path / "accepting" / f"job.{grid_id}.status").write_text("ACCEPTED")
         grami.write_text("joboption_directory='/s'\n")  # A-REX, just before the submit script
+        # The watch times a batch of events when it reads it: the first close read on its own.
+        wait_for(lambda: len(watch.times(grid_id).grami) == 1)
         time.sleep(0.05)
         with grami.open("a") as f:  # the script, at its end
             f.write("joboption_jobid=42\n")
