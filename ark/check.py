@@ -72,7 +72,7 @@ SERVICES = {
 }
 CA_KEY = "/etc/ark/pki/ca.key"
 # Root's alone (0600). Masterless, every host signs its own certificates, so every host has the CA
-# key; with a Salt master only the CA server (pillar ark:pki:ca_server) has it (ca_key_holder).
+# key; with a Salt master only the CA server (pillar ark:pki:ca_server) has it (ca_key_server).
 SECRET_FILES = {
     HOST: (CA_KEY,),
     "control-plane": ("/etc/ark/pki/sa.key", "/etc/ark/pki/apiserver.key", "/etc/ark/pki/apiserver-kubelet-client.key",
@@ -372,11 +372,12 @@ def parse_stat(output: str) -> dict[str, tuple[str, str, int]]:
 
 def compare_files(host: SiteHost, stats: dict[str, tuple[str, str, int]]) -> list[Finding]:
     findings = []
+    ca_server = ca_key_server(host)
     for role in (r for r in ROLE_ORDER if r == HOST or r in host.roles):
         wanted = {path: ("root", "root", 0o600) for path in SECRET_FILES.get(role, ())}
         wanted.update({path: ("root", group, 0o640) for path, group in GROUP_FILES.get(role, {}).items()})
         wanted.update({path: (user, user, 0o600) for path, user in SERVICE_FILES.get(role, {}).items()})
-        if not ca_key_holder(host):
+        if ca_server:
             wanted.pop(CA_KEY, None)
         if not wanted:
             continue
@@ -394,11 +395,10 @@ def compare_files(host: SiteHost, stats: dict[str, tuple[str, str, int]]) -> lis
             modes = ", ".join(sorted({f"{u}:{g} {m:04o}" for u, g, m in wanted.values()}))
             what = next(iter(wanted)) if len(wanted) == 1 else f"{len(wanted)} key and secret files"
             findings.append(Finding(host.name, role, "secrets", True, f"{what} {modes}"))
-    if not ca_key_holder(host):
-        server = host.pillar["pki"]["ca_server"]
+    if ca_server:
         findings.append(Finding(host.name, HOST, "ca-key", CA_KEY not in stats,
-                                f"{CA_KEY} on a host that {server} signs for" if CA_KEY in stats else
-                                f"no CA key (the CA server {server}'s alone)",
+                                f"{CA_KEY} on a host that {ca_server} signs for" if CA_KEY in stats else
+                                f"no CA key (the CA server {ca_server}'s alone)",
                                 f"run highstate on {host.name}: it removes it" if CA_KEY in stats else ""))
     if "control-plane" not in host.roles:
         stray = [path for path in CONTROL_PLANE_ONLY if path in stats]
@@ -409,10 +409,11 @@ def compare_files(host: SiteHost, stats: dict[str, tuple[str, str, int]]) -> lis
     return findings
 
 
-def ca_key_holder(host: SiteHost) -> bool:
-    """The host keeps the site CA's key: every host masterless, the CA server alone with a master."""
+def ca_key_server(host: SiteHost) -> str | None:
+    """The CA server that signs for this host, which then must not keep the CA's key; None where
+    the host keeps it: every host masterless, the CA server itself with a master."""
     server = (host.pillar.get("pki") or {}).get("ca_server")
-    return not server or server == host.name
+    return server if server and server != host.name else None
 
 
 def compare_cas(cas: Mapping[str, str | None], pillar_ca: str | None = None) -> list[Finding]:
